@@ -1,0 +1,3 @@
+from aebench.cli import main
+
+main()

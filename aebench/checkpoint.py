@@ -1,0 +1,72 @@
+"""Checkpoints that rebuild their model, written atomically, loaded without running code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from aebench.config import RunConfig
+from aebench.errors import AebenchError
+from aebench.model import Autoencoder
+from aebench.registry import create_model
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_dir(results: Path, run_id: str) -> Path:
+    return results / "runs" / run_id
+
+
+def save(results: Path, config: RunConfig, model: Autoencoder) -> Path:
+    """Save `{state_dict, run_config, input_shape}` and `config.json` under runs/<run_id>/."""
+    folder = run_dir(results, config.run_id)
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "run_config": config.to_dict(),
+        "input_shape": list(model.input_shape),
+    }
+    atomic_write(folder / CHECKPOINT, lambda fh: torch.save(payload, fh))
+    text = json.dumps({"run_id": config.run_id, **config.to_dict()}, indent=2, sort_keys=True) + "\n"
+
+    def write_text(fh: IO[bytes]) -> None:
+        fh.write(text.encode())
+
+    atomic_write(folder / CONFIG, write_text)
+    return folder / CHECKPOINT
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[RunConfig, Autoencoder]:
+    """Rebuild a model from its checkpoint; weights_only refuses pickles that carry code."""
+    try:
+        payload: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AebenchError(f"{path}: refused, not a plain aebench checkpoint ({first})") from None
+    config = RunConfig.from_dict(payload["run_config"])
+    model = create_model(config.model.arch, tuple(payload["input_shape"]), **config.model.builder_options())
+    model.load_state_dict(payload["state_dict"])
+    assert isinstance(model, Autoencoder)
+    return config, model.eval()

@@ -1,0 +1,307 @@
+"""Frozen run configs, their validation, their ids, and grid expansion.
+
+One `RunConfig` per run; its `run_id` is a hash of its canonical JSON, so the same
+config is the same run (which is what lets `compare` resume). Every choice is checked
+here, before anything is trained or written, and refused in one line naming what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from aebench.data import DATASETS
+from aebench.errors import BadInput
+from aebench.families import CONV_DEPTHS, FC_DEPTHS
+from aebench.registry import get_entry, list_models
+
+SCHEMA_VERSION = 1
+
+DEPTHS = tuple(FC_DEPTHS)
+assert DEPTHS == tuple(CONV_DEPTHS)
+DOWNSAMPLES = ("pool", "stride")
+UPSAMPLES = ("transpose", "bilinear")
+ACTIVATIONS = ("relu", "leakyrelu", "elu", "gelu")
+OUTPUTS = ("sigmoid", "tanh", "none")
+LOSSES = ("mse", "bce", "l1")
+LR_SCHEDULES = ("none", "cosine", "step")
+PRETRAINS = ("none", "greedy")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# model option -> (allowed choices, CLI flag); None for numeric options checked below
+MODEL_CHOICES: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "depth": (DEPTHS, "--depth"),
+    "hidden": (None, "--hidden"),
+    "latent_dim": (None, "--latent-dim"),
+    "downsample": (DOWNSAMPLES, "--downsample"),
+    "upsample": (UPSAMPLES, "--upsample"),
+    "activation": (ACTIVATIONS, "--activation"),
+    "output": (OUTPUTS, "--output"),
+    "batchnorm": (None, "--batchnorm"),
+    "dropout": (None, "--dropout"),
+    "pretrain": (PRETRAINS, "--pretrain"),
+    "pretrain_epochs": (None, "--pretrain-epochs"),
+}
+
+
+def check_choice(flag: str, value: str, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise BadInput(f"{flag}: unknown value {value!r}; choose from: {', '.join(allowed)}")
+    return value
+
+
+def check_number(flag: str, value: float, *, low: float, low_open: bool = False, high: float | None = None) -> None:
+    bad = not math.isfinite(value) or value < low or (low_open and value == low)
+    bad = bad or (high is not None and value >= high)
+    if bad:
+        bound = f"> {low}" if low_open else f">= {low}"
+        if high is not None:
+            bound += f" and < {high}"
+        raise BadInput(f"{flag}: {value} is not allowed; it must be {bound}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What builds a model: the arch and the options it takes (None where they do not apply)."""
+
+    arch: str
+    depth: str | None = None
+    hidden: tuple[int, ...] | None = None
+    latent_dim: int | None = None
+    downsample: str | None = None
+    upsample: str | None = None
+    activation: str | None = None
+    output: str | None = None
+    batchnorm: bool | None = None
+    dropout: float | None = None
+    pretrain: str | None = None
+    pretrain_epochs: int | None = None
+
+    def builder_options(self) -> dict[str, Any]:
+        entry = get_entry(self.arch)
+        return {k: getattr(self, k) for k in entry.defaults}
+
+    @property
+    def output_activation(self) -> str:
+        return self.output or "sigmoid"  # every seed model ends in a sigmoid
+
+
+def model_spec(arch: str, **given: Any) -> ModelSpec:
+    """Validate `given` options for `arch`, refuse those that do not apply, fill defaults.
+
+    `given` holds only what the user set (None means not set).
+    """
+    entry = get_entry(arch)
+    given = {k: v for k, v in given.items() if v is not None}
+    for key, value in given.items():
+        flag = MODEL_CHOICES[key][1]
+        if key not in entry.options:
+            raise BadInput(f"{flag} does not apply to arch {arch!r}")
+        choices = MODEL_CHOICES[key][0]
+        if choices is not None:
+            check_choice(flag, value, choices)
+    if "hidden" in given and "depth" in given:
+        raise BadInput("--hidden and --depth both set; --hidden gives the widths, so drop --depth")
+    values = {**entry.defaults, **entry.train_defaults, **given}
+    if "hidden" in given:
+        values["depth"] = None
+        values["hidden"] = tuple(int(h) for h in given["hidden"])
+        if not values["hidden"]:
+            raise BadInput("--hidden: give at least one width, e.g. 512,256")
+        for width in values["hidden"]:
+            check_number("--hidden", width, low=1)
+    if values.get("latent_dim") is not None:
+        check_number("--latent-dim", values["latent_dim"], low=1)
+    if values.get("dropout") is not None:
+        check_number("--dropout", values["dropout"], low=0.0, high=1.0)
+    if values.get("pretrain") == "greedy":
+        values["pretrain_epochs"] = values.get("pretrain_epochs") or 1
+        check_number("--pretrain-epochs", values["pretrain_epochs"], low=1)
+    elif "pretrain_epochs" in given:
+        raise BadInput("--pretrain-epochs needs --pretrain greedy")
+    return ModelSpec(arch=arch, **values)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's result; hashed to its `run_id`.
+
+    Where it runs (device, results folder) is not part of it: the same config on
+    another machine is the same experiment, and its record says which machine ran it.
+    """
+
+    model: ModelSpec
+    dataset: str = "fashion-mnist"
+    train_size: int | None = None
+    loss: str = "mse"
+    lr: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    lr_schedule: str = "none"
+
+    def __post_init__(self) -> None:
+        check_choice("--dataset", self.dataset, DATASETS)
+        check_choice("--loss", self.loss, LOSSES)
+        check_choice("--lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        check_number("--lr", self.lr, low=0.0, low_open=True)
+        check_number("--batch-size", self.batch_size, low=1)
+        check_number("--epochs", self.epochs, low=1)
+        check_number("--seed", self.seed, low=0)
+        check_number("--weight-decay", self.weight_decay, low=0.0)
+        if self.grad_clip is not None:
+            check_number("--grad-clip", self.grad_clip, low=0.0, low_open=True)
+        if self.train_size is not None:
+            check_number("--train-size", self.train_size, low=1)
+        if self.loss == "bce" and self.model.output_activation != "sigmoid":
+            raise BadInput(f"--loss bce needs --output sigmoid (got {self.model.output!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        spec = dict(data["model"])
+        if spec.get("hidden") is not None:
+            spec["hidden"] = tuple(spec["hidden"])
+        known = {f.name for f in fields(cls)} - {"model"}
+        return cls(model=ModelSpec(**spec), **{k: v for k, v in data.items() if k in known})
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def columns(self) -> dict[str, Any]:
+        """The config as flat store columns (hidden widths as "512,256")."""
+        flat: dict[str, Any] = {**asdict(self.model), **{k: v for k, v in self.to_dict().items() if k != "model"}}
+        if flat["hidden"] is not None:
+            flat["hidden"] = ",".join(str(h) for h in flat["hidden"])
+        if flat["batchnorm"] is not None:
+            flat["batchnorm"] = int(flat["batchnorm"])
+        return flat
+
+
+CONFIG_COLUMNS: tuple[str, ...] = tuple(
+    [f.name for f in fields(ModelSpec)] + [f.name for f in fields(RunConfig) if f.name != "model"]
+)
+
+
+# ---- parsing comma lists (shared by the CLI and tests) ----
+
+
+def split_list(flag: str, text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise BadInput(f"{flag}: {text!r} is not a comma list of values")
+    return items
+
+
+def parse_choices(flag: str, text: str, allowed: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(check_choice(flag, v, allowed) for v in split_list(flag, text)))
+
+
+def parse_ints(flag: str, text: str, low: int = 1) -> tuple[int, ...]:
+    values = []
+    for item in split_list(flag, text):
+        try:
+            value = int(item)
+        except ValueError:
+            raise BadInput(f"{flag}: {item!r} is not a whole number") from None
+        check_number(flag, value, low=low)
+        values.append(value)
+    return tuple(dict.fromkeys(values))
+
+
+def parse_floats(flag: str, text: str) -> tuple[float, ...]:
+    values = []
+    for item in split_list(flag, text):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise BadInput(f"{flag}: {item!r} is not a number") from None
+    return tuple(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The axes of a `compare` grid; an axis left as None takes each arch's default."""
+
+    archs: tuple[str, ...] = ("fc",)
+    depths: tuple[str, ...] | None = None
+    latent_dims: tuple[int, ...] | None = None
+    downsample: tuple[str, ...] | None = None
+    upsample: tuple[str, ...] | None = None
+    activations: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] | None = None
+    pretrain: tuple[str, ...] | None = None
+    losses: tuple[str, ...] = ("mse",)
+    lrs: tuple[float, ...] = (1e-3,)
+    batch_sizes: tuple[int, ...] = (128,)
+    datasets: tuple[str, ...] = ("fashion-mnist",)
+    seeds: int = 1
+    base: RunConfig = field(default_factory=lambda: RunConfig(model=ModelSpec(arch="fc")))
+    # fixed model options applied wherever they apply (batchnorm, dropout, hidden, pretrain_epochs)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    # grid axis -> ModelSpec field and CLI flag
+    MODEL_AXES = {
+        "depths": ("depth", "--depths"),
+        "latent_dims": ("latent_dim", "--latent-dims"),
+        "downsample": ("downsample", "--downsample"),
+        "upsample": ("upsample", "--upsample"),
+        "activations": ("activation", "--activations"),
+        "outputs": ("output", "--outputs"),
+        "pretrain": ("pretrain", "--pretrain"),
+    }
+
+    def expand(self) -> list[RunConfig]:
+        """Every cell of the grid, inapplicable axes collapsed, each config once, in order."""
+        check_number("--seeds", self.seeds, low=1)
+        entries = [get_entry(a) for a in self.archs]
+        for axis, (opt, flag) in self.MODEL_AXES.items():
+            if getattr(self, axis) is not None and not any(opt in e.options for e in entries):
+                raise BadInput(f"{flag} does not apply to arch {', '.join(self.archs)}")
+        for opt, value in self.fixed.items():
+            if value is not None and not any(opt in e.options for e in entries):
+                raise BadInput(f"{MODEL_CHOICES[opt][1]} does not apply to arch {', '.join(self.archs)}")
+        if self.depths is not None and "hidden" in {k for k, v in self.fixed.items() if v is not None}:
+            raise BadInput("--hidden and --depths both set; --hidden gives the widths, so drop --depths")
+        configs: dict[str, RunConfig] = {}
+        for entry in entries:
+            axes = {
+                opt: (getattr(self, axis) if opt in entry.options and getattr(self, axis) else (None,))
+                for axis, (opt, _) in self.MODEL_AXES.items()
+            }
+            fixed = {k: v for k, v in self.fixed.items() if k in entry.options and v is not None}
+            for combo in itertools.product(*axes.values()):
+                given = {**fixed, **dict(zip(axes, combo, strict=True))}
+                spec = model_spec(entry.name, **given)
+                for dataset, loss, lr, bs, i in itertools.product(
+                    self.datasets, self.losses, self.lrs, self.batch_sizes, range(self.seeds)
+                ):
+                    if loss == "bce" and spec.output_activation != "sigmoid":
+                        continue  # BCE needs [0, 1] outputs; such cells do not exist
+                    cfg = replace(
+                        self.base, model=spec, dataset=dataset, loss=loss, lr=lr, batch_size=bs, seed=self.base.seed + i
+                    )
+                    configs.setdefault(cfg.run_id, cfg)
+        if not configs:
+            raise BadInput("the grid is empty: --losses bce needs --outputs sigmoid")
+        return list(configs.values())
+
+
+def all_archs() -> list[str]:
+    return list_models()
+
+
+def as_tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(values)

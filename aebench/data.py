@@ -1,0 +1,163 @@
+"""Datasets as whole tensors: found on disk (or downloaded by torchvision), read once from IDX.
+
+A split is one uint8 tensor (N, C, H, W) plus labels; the engine converts it once and
+keeps it on the training device, so there are no per-item transforms or DataLoaders.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aebench.errors import BadInput, DataCorrupt, DataNotFound
+
+# name -> torchvision class (whose `raw/` folder holds the same IDX files)
+DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+# (C, H, W) as published, for showing model sizes without reading the files
+PUBLISHED_SHAPES: dict[str, tuple[int, int, int]] = dict.fromkeys(DATASETS, (1, 28, 28))
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+HOW_TO_GET = (
+    "get it with `apt-get install dataset-fashion-mnist` (Fashion-MNIST), or run once with "
+    "network access to let torchvision download it, or pass --data-dir to a folder holding the IDX files"
+)
+# IDX element types by the magic number's third byte
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    folder: Path
+    train: Split
+    test: Split
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train.images.shape[1:]
+        return (int(c), int(h), int(w))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.train.labels.max()) + 1
+
+
+def check_name(name: str) -> str:
+    if name not in DATASETS:
+        raise BadInput(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+    return name
+
+
+def cache_root() -> Path:
+    """The user cache dir (XDG on Linux), where torchvision downloads go."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aebench"
+
+
+def search_roots(data_dir: str | Path | None = None) -> list[Path]:
+    """Where datasets are looked for, in order: --data-dir, $AEBENCH_DATA, the cache, /usr/share/datasets."""
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("AEBENCH_DATA"):
+        roots.append(Path(os.environ["AEBENCH_DATA"]))
+    return [*roots, cache_root(), Path("/usr/share/datasets")]
+
+
+def _candidates(root: Path, name: str) -> Iterator[Path]:
+    yield root / name
+    yield root / DATASETS[name] / "raw"  # torchvision's layout
+    yield root
+
+
+def _file(folder: Path, stem: str) -> Path | None:
+    for path in (folder / f"{stem}.gz", folder / stem):
+        if path.is_file():
+            return path
+    return None
+
+
+def find(name: str, data_dir: str | Path | None = None, splits: tuple[str, ...] = ("train", "test")) -> Path | None:
+    """The first folder that holds every IDX file of `splits`, or None."""
+    check_name(name)
+    stems = [stem for split in splits for stem in SPLIT_FILES[split]]
+    for root in search_roots(data_dir):
+        for folder in _candidates(root, name):
+            if all(_file(folder, stem) for stem in stems):
+                return folder
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped), checking its header against its size."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataCorrupt(f"{path}: cannot be read as IDX ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataCorrupt(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataCorrupt(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataCorrupt(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected})")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def read_split(folder: Path, split: str) -> Split:
+    image_stem, label_stem = SPLIT_FILES[split]
+    image_path, label_path = _file(folder, image_stem), _file(folder, label_stem)
+    if image_path is None or label_path is None:
+        raise DataNotFound(f"{folder} has no {split} split ({image_stem}, {label_stem})")
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataCorrupt(f"{folder}: {split} images {images.shape} do not match labels {labels.shape}")
+    # (N, H, W) grey images -> (N, 1, H, W); copy so the tensor owns writable memory
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def download(name: str) -> Path | None:
+    """Let torchvision fetch the dataset into the cache; None where there is no network."""
+    from torchvision import datasets  # imported here: only this path needs it
+
+    root = cache_root()
+    try:
+        for train in (True, False):
+            getattr(datasets, DATASETS[name])(str(root), train=train, download=True)
+    except Exception:  # torchvision raises assorted URL/OS errors when offline
+        return None
+    return find(name, root)
+
+
+def load(name: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Dataset:
+    """Find (or download) and read both splits of dataset `name`."""
+    folder = find(name, data_dir)
+    if folder is None and allow_download:
+        folder = download(name)
+    if folder is None:
+        looked = ", ".join(str(r) for r in search_roots(data_dir))
+        raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {HOW_TO_GET}")
+    return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
+
+
+def to_device(images: torch.Tensor, device: torch.device, output: str) -> torch.Tensor:
+    """Convert uint8 images once to floats in the output activation's range, on `device`."""
+    x = images.to(device, non_blocking=True).float().div_(255.0)
+    return x.mul_(2.0).sub_(1.0) if output == "tanh" else x

@@ -1,0 +1,258 @@
+"""One training run: data on the device as one tensor, batches drawn by index, honest clocks.
+
+The engine raises `Diverged` on a non-finite loss; recording what happened is the
+runner's job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aebench import data as datamod
+from aebench.config import RunConfig
+from aebench.errors import BadInput, Diverged
+from aebench.model import Autoencoder
+from aebench.registry import create_model
+
+# progress(completed_steps, total_steps, message)
+Progress = Callable[[int, int, str], None]
+
+EVAL_BATCH = 1024  # evaluation has no gradient state, so bigger batches are just faster
+PROGRESS_EVERY = 25  # steps between progress callbacks: enough for a smooth bar, cheap
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "bce": F.binary_cross_entropy,
+    "l1": F.l1_loss,
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto: cuda, then mps, then cpu; an explicit device that is not there is refused."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda or name == "mps" and not mps:
+        raise BadInput(f"--device {name}: not available on this machine; choose from: auto, cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise BadInput(f"--device: unknown value {name!r}; choose from: auto, cpu, cuda, mps")
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so a clock read after it measures the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str | None:
+    """The project's commit (with -dirty for local changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over n items, the last one partial (DataLoader's drop_last=False)."""
+    perm = torch.randperm(n, generator=generator, device=device)
+    yield from perm.split(batch_size)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    test_loss: float
+    seconds: float
+    lr: float
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    model: Autoencoder
+    epochs: list[EpochRecord]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, loss_fn: Callable[..., torch.Tensor]) -> float:
+    model.eval()
+    total = torch.zeros((), device=x.device)
+    with torch.no_grad():
+        for chunk in x.split(EVAL_BATCH):
+            total += loss_fn(model(chunk), chunk, reduction="sum")
+    return float(total) / x.numel()
+
+
+def _schedule(opt: torch.optim.Optimizer, name: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if name == "step":  # divide by 10 at each third of training
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
+    return None
+
+
+def _make_optimizer(params: Any, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+    # One fused kernel per step on CPU and CUDA (torch >= 2.4); foreach elsewhere.
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def train_epochs(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor | None,
+    *,
+    loss: str,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    generator: torch.Generator,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+    lr_schedule: str = "none",
+    progress: Progress | None = None,
+    step_offset: int = 0,
+    total_steps: int | None = None,
+    label: str = "epoch",
+) -> list[EpochRecord]:
+    """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining."""
+    device = x_train.device
+    loss_fn = LOSSES[loss]
+    opt = _make_optimizer(model.parameters(), lr, weight_decay, device)
+    sched = _schedule(opt, lr_schedule, epochs)
+    n = len(x_train)
+    steps = math.ceil(n / batch_size)
+    total_steps = total_steps or steps * epochs
+    records: list[EpochRecord] = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        running = torch.zeros((), device=device)
+        synchronize(device)
+        start = time.perf_counter()
+        for step, idx in enumerate(batches(n, batch_size, generator, device), 1):
+            xb = x_train[idx]
+            batch_loss = loss_fn(model(xb), xb)
+            opt.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            running += batch_loss.detach() * len(idx)  # stays on the device: no sync per step
+            if progress is not None and step % PROGRESS_EVERY == 0:
+                progress(step_offset + (epoch - 1) * steps + step, total_steps, f"{label} {epoch}/{epochs}")
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        train_loss = float(running) / n
+        test_loss = _evaluate(model, x_test, loss_fn) if x_test is not None else math.nan
+        if not math.isfinite(train_loss) or (x_test is not None and not math.isfinite(test_loss)):
+            raise Diverged(epoch, train_loss if not math.isfinite(train_loss) else test_loss)
+        records.append(EpochRecord(epoch, train_loss, test_loss, seconds, opt.param_groups[0]["lr"]))
+        if sched is not None:
+            sched.step()
+        if progress is not None:
+            msg = f"{label} {epoch}/{epochs} train {train_loss:.4f}"
+            if x_test is not None:
+                msg += f" test {test_loss:.4f}"
+            progress(step_offset + epoch * steps, total_steps, msg)
+    return records
+
+
+def run_one(
+    config: RunConfig,
+    *,
+    device: str | torch.device = "auto",
+    dataset: datamod.Dataset | None = None,
+    data_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Train and measure one config; `dataset` lets a grid read its data once."""
+    from aebench import metrics  # sklearn/torchmetrics load only when a run needs them
+    from aebench.pretrain import greedy_pretrain, pretrain_steps
+
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    started = datetime.now(timezone.utc)
+    wall_start = time.perf_counter()
+    ds = dataset or datamod.load(config.dataset, data_dir)
+    spec = config.model
+    train_images = ds.train.images
+    if config.train_size is not None:
+        if config.train_size > len(train_images):
+            raise BadInput(f"--train-size {config.train_size} exceeds the {len(train_images)} training images")
+        train_images = train_images[: config.train_size]
+    x_train = datamod.to_device(train_images, dev, spec.output_activation)
+    x_test = datamod.to_device(ds.test.images, dev, spec.output_activation)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+    torch.manual_seed(config.seed)  # the model's initialisation
+    model = create_model(spec.arch, ds.input_shape, **spec.builder_options()).to(dev)
+    assert isinstance(model, Autoencoder)
+    generator = torch.Generator(device=dev).manual_seed(config.seed)  # the shuffle order
+
+    steps = math.ceil(len(x_train) / config.batch_size) * config.epochs
+    offset = 0
+    if spec.pretrain == "greedy":
+        assert spec.pretrain_epochs is not None
+        offset = pretrain_steps(model, len(x_train), config.batch_size, spec.pretrain_epochs)
+        steps += offset
+        greedy_pretrain(
+            model, x_train, epochs=spec.pretrain_epochs, lr=config.lr, batch_size=config.batch_size,
+            generator=generator, progress=progress, total_steps=steps,
+        )  # fmt: skip
+    records = train_epochs(
+        model, x_train, x_test,
+        loss=config.loss, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
+        generator=generator, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
+        lr_schedule=config.lr_schedule, progress=progress, step_offset=offset, total_steps=steps,
+    )  # fmt: skip
+    if progress is not None:
+        progress(steps, steps, "measuring")
+    result = RunResult(config, model, records)
+    result.metrics = {
+        **metrics.reconstruction(model, x_test),
+        **metrics.sizes(model),
+        "flops_per_sample": metrics.flops_per_sample(model),
+        **metrics.throughput([r.seconds for r in records], len(x_train)),
+        "infer_samples_per_s": metrics.inference_throughput(model, x_test, config.batch_size),
+        "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
+        "peak_mem_mb": metrics.peak_memory_mb(dev),
+        "device": dev.type,
+        "device_name": device_name(dev),
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - wall_start,
+    }
+    return result

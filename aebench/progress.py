@@ -1,0 +1,81 @@
+"""Rich progress for grids and runs, on stderr so `--json` output stays clean."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from aebench.config import RunConfig
+from aebench.engine import Progress as ProgressFn
+from aebench.runner import GridEvents, Outcome
+from aebench.summary import describe
+
+
+class RichEvents(GridEvents):
+    """A grid bar plus a bar for the run in flight, and one line per finished run."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.grid: TaskID | None = None
+        self.run: TaskID | None = None
+
+    def __enter__(self) -> RichEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def grid_start(self, total: int, todo: int) -> None:
+        if total - todo:
+            self.console.print(f"{total - todo} of {total} runs already done in the store: skipped", highlight=False)
+        if total > 1:
+            self.grid = self.progress.add_task("grid", total=total, completed=0)
+
+    def run_start(self, index: int, config: RunConfig) -> ProgressFn:
+        label = describe(config)
+        task = self.progress.add_task(label, total=None)
+        self.run = task
+
+        def update(completed: int, total: int, message: str) -> None:
+            self.progress.update(task, completed=completed, total=total, description=f"{label}  {message}")
+
+        return update
+
+    def run_end(self, outcome: Outcome) -> None:
+        if self.run is not None:
+            self.progress.remove_task(self.run)
+            self.run = None
+        if self.grid is not None:
+            self.progress.advance(self.grid)
+        row = outcome.row
+        if outcome.skipped:
+            note = f"skipped: already {outcome.status}"
+        elif outcome.status == "done":
+            note = f"test MSE {row.get('test_mse', float('nan')):.5f}, {row.get('wall_seconds', 0):.1f} s"
+        else:
+            note = outcome.error or ""
+        colour = {"done": "green", "diverged": "yellow", "failed": "red"}.get(outcome.status, "white")
+        self.console.print(
+            f"[{colour}]{outcome.status:>8}[/{colour}] {describe(outcome.config)}  [dim]{note}[/dim]", highlight=False
+        )

@@ -1,0 +1,101 @@
+"""Name -> model builder. The only ways in are `create_model` and `list_models`.
+
+Each entry also declares which model options it takes and their defaults, so that
+config validation can refuse an option that does not apply instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from aebench.errors import BadInput
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Builder
+    description: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def options(self) -> frozenset[str]:
+        """Every option this model takes: builder options plus training-only ones."""
+        return frozenset(self.defaults) | frozenset(self.train_defaults)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    description: str,
+    train_defaults: Mapping[str, Any] | None = None,
+    **defaults: Any,
+) -> Callable[[Builder], Builder]:
+    """Register `builder(input_shape, **options)` under `name`.
+
+    `defaults` names every builder option the model accepts and `train_defaults` the
+    options only training reads (greedy pretraining); any other option is refused.
+    """
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, description, dict(defaults), dict(train_defaults or {}))
+        return builder
+
+    return wrap
+
+
+def _load() -> None:
+    # Importing the model modules fills the registry; done on first use, not at import.
+    from aebench import families, zoo  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    _load()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise BadInput(f"unknown arch {name!r}; choose from: {', '.join(list_models())}") from None
+
+
+def create_model(name: str, input_shape: tuple[int, int, int], **options: Any) -> nn.Module:
+    """Build model `name` for inputs of shape (C, H, W); options not given take defaults."""
+    entry = get_entry(name)
+    extra = sorted(set(options) - set(entry.defaults))
+    if extra:
+        raise BadInput(f"option {extra[0]!r} does not apply to building arch {name!r}")
+    model = entry.builder(tuple(input_shape), **{**entry.defaults, **options})
+    _check_output_shape(name, model, tuple(input_shape))
+    return model
+
+
+def _check_output_shape(name: str, model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Refuse a model whose reconstruction would not match its input (fixed-size seed decoders)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *input_shape))
+    except RuntimeError as exc:
+        raise BadInput(f"arch {name!r} cannot take inputs of shape {input_shape}: {exc}") from None
+    finally:
+        model.train(was_training)
+    if tuple(out.shape[1:]) != input_shape:
+        raise BadInput(f"arch {name!r} reconstructs {tuple(out.shape[1:])} from inputs of shape {input_shape}")

@@ -1,0 +1,271 @@
+"""The results store: one SQLite file, `<results>/aebench.db`, in WAL mode.
+
+Table `runs` has one row per run_id with the config axes and the metrics as columns;
+table `epochs` the per-epoch curves. A run is claimed (status `running`) in a
+transaction before it is trained and written in one transaction when it ends, so a
+crash never leaves half a result and two processes never train the same cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aebench.config import CONFIG_COLUMNS, RunConfig
+from aebench.errors import StoreError
+
+SCHEMA_VERSION = 1
+DB_NAME = "aebench.db"
+STATUSES = ("running", "done", "failed", "diverged")
+# A diverged run is a result (that config diverges); a failed one (say, out of memory) is retried.
+FINISHED = ("done", "diverged")
+
+_INT_CONFIG = {"latent_dim", "batchnorm", "pretrain_epochs", "train_size", "batch_size", "epochs", "seed"}
+_REAL_CONFIG = {"dropout", "lr", "weight_decay", "grad_clip"}
+METRIC_COLUMNS: dict[str, str] = {
+    "test_mse": "REAL",
+    "test_bce": "REAL",
+    "test_l1": "REAL",
+    "test_psnr": "REAL",
+    "test_ssim": "REAL",
+    "probe_acc": "REAL",
+    "params": "INTEGER",
+    "encoder_params": "INTEGER",
+    "decoder_params": "INTEGER",
+    "latent_size": "INTEGER",
+    "compression_ratio": "REAL",
+    "flops_per_sample": "INTEGER",
+    "train_samples_per_s": "REAL",
+    "train_samples_per_s_min": "REAL",
+    "train_samples_per_s_max": "REAL",
+    "epoch_seconds": "REAL",
+    "timed_epochs": "INTEGER",
+    "infer_samples_per_s": "REAL",
+    "peak_mem_mb": "REAL",
+    "device": "TEXT",
+    "device_name": "TEXT",
+    "torch_version": "TEXT",
+    "git_commit": "TEXT",
+    "host": "TEXT",
+    "pid": "INTEGER",
+    "started_at": "TEXT",
+    "wall_seconds": "REAL",
+}
+RECORD_COLUMNS: dict[str, str] = {
+    "error": "TEXT",
+    "diverged_epoch": "INTEGER",
+    "checkpoint": "TEXT",
+    "claimed_at": "TEXT",
+    "finished_at": "TEXT",
+}
+
+
+def _config_type(name: str) -> str:
+    return "INTEGER" if name in _INT_CONFIG else "REAL" if name in _REAL_CONFIG else "TEXT"
+
+
+def _schema() -> str:
+    cols = [f"{c} {_config_type(c)}" for c in CONFIG_COLUMNS]
+    cols += [f"{c} {t}" for c, t in {**METRIC_COLUMNS, **RECORD_COLUMNS}.items()]
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    return f"""
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ({statuses})),
+        config_json TEXT NOT NULL,
+        {", ".join(cols)}
+    );
+    CREATE TABLE epochs (
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        train_loss REAL, test_loss REAL, seconds REAL, lr REAL,
+        PRIMARY KEY (run_id, epoch)
+    );
+    """
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A connection to one results store; use `open_store` to get one."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: take the write lock up front, so a check-then-write is atomic."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ---- claiming and recording runs ----
+
+    def status(self, run_id: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def claim(self, config: RunConfig) -> bool:
+        """Mark the run `running` for this process; False if it is finished or a live process has it."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status, host, pid FROM runs WHERE run_id = ?", (config.run_id,)).fetchone()
+            if row is not None:
+                status, host, pid = row
+                if status in FINISHED:
+                    return False
+                if status == "running" and not self._stale(host, pid):
+                    return False
+                db.execute("DELETE FROM runs WHERE run_id = ?", (config.run_id,))
+            self._insert(db, config, "running", {"host": socket.gethostname(), "pid": os.getpid()})
+        return True
+
+    @staticmethod
+    def _stale(host: str | None, pid: int | None) -> bool:
+        # A claim is stale when its process is gone; a claim from another host cannot be checked.
+        return host == socket.gethostname() and (pid is None or not _pid_alive(int(pid)))
+
+    def _insert(self, db: sqlite3.Connection, config: RunConfig, status: str, values: Mapping[str, Any]) -> None:
+        row = {
+            "run_id": config.run_id,
+            "status": status,
+            "config_json": json.dumps(config.to_dict(), sort_keys=True),
+            **config.columns(),
+            "claimed_at": _now(),
+            **values,
+        }
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", list(row.values()))
+
+    def release(self, run_id: str) -> None:
+        """Drop this process's claim (an interrupted run is not a result)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE run_id = ? AND status = 'running'", (run_id,))
+
+    def finish(
+        self,
+        config: RunConfig,
+        status: str,
+        metrics: Mapping[str, Any],
+        epochs: Sequence[Mapping[str, Any]] = (),
+        **record: Any,
+    ) -> None:
+        """Write a run's outcome and its epochs in one transaction."""
+        values = {k: v for k, v in metrics.items() if k in METRIC_COLUMNS}
+        values.update({k: v for k, v in record.items() if k in RECORD_COLUMNS})
+        values["finished_at"] = _now()
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE run_id = ?", (config.run_id,))
+            self._insert(db, config, status, values)
+            db.executemany(
+                "INSERT INTO epochs (run_id, epoch, train_loss, test_loss, seconds, lr) VALUES (?, ?, ?, ?, ?, ?)",
+                [(config.run_id, e["epoch"], e["train_loss"], e["test_loss"], e["seconds"], e["lr"]) for e in epochs],
+            )
+
+    # ---- reading ----
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        cur = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def runs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        if run_ids is None:
+            return pd.read_sql_query("SELECT * FROM runs ORDER BY claimed_at, run_id", self.conn)
+        marks = ", ".join("?" for _ in run_ids)
+        df = pd.read_sql_query(f"SELECT * FROM runs WHERE run_id IN ({marks})", self.conn, params=list(run_ids))
+        return df.set_index("run_id").reindex(list(run_ids)).reset_index()
+
+    def epochs(self, run_id: str | None = None) -> pd.DataFrame:
+        if run_id is None:
+            return pd.read_sql_query("SELECT * FROM epochs ORDER BY run_id, epoch", self.conn)
+        return pd.read_sql_query("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", self.conn, params=[run_id])
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"--results {folder}: cannot write there (check the path and its permissions)")
+
+
+def open_store(results: str | Path, *, create: bool = True) -> Store:
+    """Open (or create) `<results>/aebench.db`; refuse a file that is not an aebench store."""
+    folder = Path(results)
+    path = folder / DB_NAME
+    if not path.exists():
+        if not create:
+            raise StoreError(f"no results store at {path}; run `aebench compare` or `aebench train` first")
+        _check_writable(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"--results {folder}: cannot create it ({exc.strerror})") from None
+    elif create:
+        _check_writable(folder)
+    fresh = not path.exists()
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if fresh:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_schema())
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("app", "aebench"), ("schema_version", str(SCHEMA_VERSION))],
+            )
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"{path} is not an aebench results store or is corrupt ({exc}); it was left untouched"
+        ) from None
+    if meta.get("app") != "aebench":
+        conn.close()
+        raise StoreError(f"{path} is not an aebench results store; it was left untouched")
+    version = int(meta.get("schema_version", "0"))
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"{path} has store schema {version}, this aebench reads {SCHEMA_VERSION}; it was left untouched"
+        )
+    conn.execute("PRAGMA foreign_keys = ON")
+    return Store(path, conn)

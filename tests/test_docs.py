@@ -1,0 +1,43 @@
+"""Every command has help and is in the README; the README's test command is what CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from aebench.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_commands_are_the_expected_ones() -> None:
+    assert {"train", "compare", "models", "datasets"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_has_help_and_is_documented(name: str) -> None:
+    res = CliRunner().invoke(app, [name, "--help"])
+    assert res.exit_code == 0 and "Usage" in res.output
+    assert f"aebench {name}" in README
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_has_help(name: str) -> None:
+    command = get_command(app).commands[name]  # type: ignore[attr-defined]
+    for param in command.params:
+        if param.param_type_name == "option" and param.name != "help":
+            assert getattr(param, "help", None), f"{name} {param.opts} has no help"
+
+
+def test_readme_commands_are_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = re.findall(r"^    (apt-get .*)$", README, re.M)
+    assert len(commands) >= 2
+    assert "aebench compare --depths shallow,medium,deep" in commands[0]
+    assert commands[1].endswith("python -m pytest") and commands[1] in ci

@@ -1,0 +1,104 @@
+"""The SQLite store: claims, one-transaction writes, stale claims, refusing foreign files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aebench.config import RunConfig, model_spec
+from aebench.errors import StoreError
+from aebench.store import DB_NAME, open_store
+
+CFG = RunConfig(model=model_spec("fc", depth="shallow"), epochs=2)
+
+
+def test_new_store_is_wal_with_schema(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"meta", "runs", "epochs"} <= tables
+
+
+def test_claim_finish_read(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        assert store.claim(CFG)
+        assert store.status(CFG.run_id) == "running"
+        assert not store.claim(CFG)  # this process holds it and is alive
+        epochs = [{"epoch": i, "train_loss": 0.1 / i, "test_loss": 0.2 / i, "seconds": 1.0, "lr": 1e-3} for i in (1, 2)]
+        store.finish(CFG, "done", {"test_mse": 0.01, "params": 209_968, "not_a_column": 1}, epochs, checkpoint="c.pt")
+        assert not store.claim(CFG)  # done stays done
+        row = store.run(CFG.run_id)
+        assert row is not None
+        assert (row["status"], row["test_mse"], row["params"], row["depth"], row["checkpoint"]) == (
+            "done", 0.01, 209_968, "shallow", "c.pt"
+        )  # fmt: skip
+        assert store.epochs(CFG.run_id)["test_loss"].tolist() == [0.2, 0.1]
+        assert len(store.runs()) == 1
+
+
+def test_stale_claim_of_a_dead_process_is_taken_over(tmp_results: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open_store(tmp_results) as store:
+        store.claim(CFG)
+        store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (dead.pid, CFG.run_id))
+        assert store.claim(CFG)
+        assert store.run(CFG.run_id)["pid"] != dead.pid  # type: ignore[index]
+
+
+def test_failed_run_is_retried_but_diverged_is_a_result(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        store.claim(CFG)
+        store.finish(CFG, "failed", {}, error="RuntimeError: CUDA out of memory")
+        assert store.claim(CFG)
+        store.finish(CFG, "diverged", {}, error="loss became nan at epoch 3", diverged_epoch=3)
+        assert not store.claim(CFG)
+        assert store.run(CFG.run_id)["diverged_epoch"] == 3  # type: ignore[index]
+
+
+def test_release_drops_an_interrupted_claim(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        store.claim(CFG)
+        store.release(CFG.run_id)
+        assert store.status(CFG.run_id) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 2000],
+)
+def test_foreign_or_corrupt_file_is_refused_untouched(tmp_results: Path, content: bytes) -> None:
+    tmp_results.mkdir()
+    path = tmp_results / DB_NAME
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="not an aebench results store"):
+        open_store(tmp_results)
+    assert path.read_bytes() == content
+
+
+def test_other_sqlite_database_is_refused_untouched(tmp_results: Path) -> None:
+    tmp_results.mkdir()
+    path = tmp_results / DB_NAME
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (x TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not an aebench results store"):
+        open_store(tmp_results)
+    assert path.read_bytes() == before
+
+
+def test_missing_store_without_create(tmp_results: Path) -> None:
+    with pytest.raises(StoreError, match="no results store"):
+        open_store(tmp_results, create=False)
+    assert not tmp_results.exists()
+
+
+def test_unwritable_results_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot write there"):
+        open_store(blocker / "results")
