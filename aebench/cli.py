@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,10 +66,21 @@ def _fail(message: str, code: int) -> None:
 
 
 @contextmanager
-def _errors(debug: bool) -> Iterator[None]:
+def _errors(debug: bool, as_json: bool = False) -> Iterator[None]:
     """Library errors become one line and an exit code; tracebacks only with --debug."""
+    from aebench.runner import GridInterrupted
+
     try:
         yield
+    except GridInterrupted as exc:
+        _print_outcomes(exc.outcomes, as_json)
+        done = sum(o.status == "done" for o in exc.outcomes)
+        err.print(
+            f"interrupted: {len(exc.outcomes)} of {exc.total} runs passed ({done} done and stored); "
+            "the run in flight was dropped; rerun the same command to train the rest",
+            highlight=False,
+        )
+        sys.exit(130)
     except AebenchError as exc:
         if debug:
             raise
@@ -194,7 +206,7 @@ def train(
     from aebench.progress import RichEvents
     from aebench.runner import run_grid
 
-    with _errors(debug):
+    with _errors(debug, as_json):
         spec = cfgmod.model_spec(
             arch, depth=depth, hidden=_hidden(hidden), latent_dim=latent_dim, downsample=downsample,
             upsample=upsample, activation=activation, output=output, batchnorm=batchnorm, dropout=dropout,
@@ -273,9 +285,8 @@ def compare(
     """
     from aebench.progress import RichEvents
     from aebench.runner import run_grid
-    from aebench.summary import outcome_record, run_table
 
-    with _errors(debug):
+    with _errors(debug, as_json):
         arch_list = cfgmod.split_list("--archs", archs)
         grid = cfgmod.GridSpec(
             archs=tuple(dict.fromkeys(arch_list)),
@@ -325,10 +336,7 @@ def compare(
             outcomes = run_grid(
                 configs, results, device=device, data_dir=data_dir, allow_download=download, events=events
             )
-        if as_json:
-            print(json.dumps([outcome_record(o) for o in outcomes], default=str))
-        else:
-            out.print(run_table(outcomes))
+        _print_outcomes(outcomes, as_json)
         bad = [o for o in outcomes if o.status in ("failed", "diverged")]
         if bad:
             err.print(
@@ -336,6 +344,15 @@ def compare(
                 f"{sum(o.status == 'failed' for o in bad)} failed, {sum(o.status == 'diverged' for o in bad)} diverged"
             )
             raise typer.Exit(1)
+
+
+def _print_outcomes(outcomes: Sequence[Any], as_json: bool) -> None:
+    from aebench.summary import outcome_record, run_table
+
+    if as_json:
+        print(json.dumps([outcome_record(o) for o in outcomes], default=str))
+    elif outcomes:
+        out.print(run_table(outcomes))
 
 
 def _df_table(df: Any, title: str) -> Table:
@@ -400,7 +417,13 @@ def datasets_cmd(
             err.print(data.HOW_TO_GET, highlight=False)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a CI timeout, `kill`) stops like Ctrl-C: the run in flight is dropped, not half-stored.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app(args=argv)
 
 

@@ -6,6 +6,7 @@ the claim of the run in flight (it is not a result) and stops.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from aebench.config import RunConfig
 from aebench.engine import Progress, resolve_device, run_one
 from aebench.errors import AebenchError, BadInput, Diverged
 from aebench.registry import create_model
-from aebench.store import DB_NAME, FINISHED, Store, open_store
+from aebench.store import DB_NAME, FINISHED, HEARTBEAT_EVERY_S, Store, open_store
 
 
 @dataclass
@@ -35,6 +36,15 @@ class Outcome:
     @property
     def run_id(self) -> str:
         return self.config.run_id
+
+
+class GridInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped the grid; carries what had finished before it."""
+
+    def __init__(self, outcomes: list[Outcome], total: int) -> None:
+        super().__init__(f"interrupted after {len(outcomes)} of {total} runs")
+        self.outcomes = outcomes
+        self.total = total
 
 
 class GridEvents:
@@ -99,11 +109,35 @@ def run_grid(
                 status = store.status(cfg.run_id) or "running"
                 outcome = Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})
             else:
-                progress = events.run_start(index, cfg)
-                outcome = _train_claimed(store, results, cfg, dev, datasets[cfg.dataset], progress)
+                progress = _heartbeat(store, cfg.run_id, events.run_start(index, cfg))
+                try:
+                    outcome = _train_claimed(store, results, cfg, dev, datasets[cfg.dataset], progress)
+                except KeyboardInterrupt:
+                    store.release(cfg.run_id)  # no-op if it was stored just before the interrupt
+                    raise GridInterrupted(outcomes, len(configs)) from None
             outcomes.append(outcome)
             events.run_end(outcome)
+        # Cells another process was training when we passed them may have finished since.
+        for outcome in outcomes:
+            if outcome.status == "running":
+                outcome.row = store.run(outcome.run_id) or outcome.row
+                outcome.status = outcome.row.get("status", "running")
     return outcomes
+
+
+def _heartbeat(store: Store, run_id: str, progress: Progress | None) -> Progress:
+    """Forward progress, and tell the store now and then that this claim is alive."""
+    last = time.monotonic()
+
+    def update(completed: int, total: int, message: str) -> None:
+        nonlocal last
+        if time.monotonic() - last > HEARTBEAT_EVERY_S:
+            store.heartbeat(run_id)
+            last = time.monotonic()
+        if progress is not None:
+            progress(completed, total, message)
+
+    return update
 
 
 def _train_claimed(
@@ -114,11 +148,9 @@ def _train_claimed(
     dataset: datamod.Dataset,
     progress: Progress | None,
 ) -> Outcome:
+    """Train a claimed cell and record how it ended; an interrupt is left to the caller."""
     try:
         result = run_one(cfg, device=dev, dataset=dataset, progress=progress)
-    except KeyboardInterrupt:
-        store.release(cfg.run_id)
-        raise
     except Diverged as exc:
         store.finish(cfg, "diverged", {}, error=str(exc), diverged_epoch=exc.epoch)
         return Outcome(cfg, "diverged", error=str(exc), row=store.run(cfg.run_id) or {})
@@ -126,10 +158,6 @@ def _train_claimed(
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         store.finish(cfg, "failed", {}, error=reason)
         return Outcome(cfg, "failed", error=reason, row=store.run(cfg.run_id) or {})
-    try:
-        path = checkpoint.save(results, cfg, result.model)
-    except KeyboardInterrupt:
-        store.release(cfg.run_id)
-        raise
+    path = checkpoint.save(results, cfg, result.model)  # before the row: a done run always has its checkpoint
     store.finish(cfg, "done", result.metrics, _epoch_rows(result.epochs), checkpoint=str(path.relative_to(results)))
     return Outcome(cfg, "done", row=store.run(cfg.run_id) or {})

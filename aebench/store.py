@@ -23,8 +23,15 @@ import pandas as pd
 from aebench.config import CONFIG_COLUMNS, RunConfig
 from aebench.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "aebench.db"
+# Statements that take a store from version N to N + 1; a backup is taken before any of them.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE runs ADD COLUMN heartbeat_at TEXT"],
+}
+# A claim from another host whose process has not reported for this long is taken over.
+STALE_AFTER_S = 600.0
+HEARTBEAT_EVERY_S = 30.0
 STATUSES = ("running", "done", "failed", "diverged")
 # A diverged run is a result (that config diverges); a failed one (say, out of memory) is retried.
 FINISHED = ("done", "diverged")
@@ -65,6 +72,7 @@ RECORD_COLUMNS: dict[str, str] = {
     "diverged_epoch": "INTEGER",
     "checkpoint": "TEXT",
     "claimed_at": "TEXT",
+    "heartbeat_at": "TEXT",
     "finished_at": "TEXT",
 }
 
@@ -144,21 +152,39 @@ class Store:
     def claim(self, config: RunConfig) -> bool:
         """Mark the run `running` for this process; False if it is finished or a live process has it."""
         with self.transaction() as db:
-            row = db.execute("SELECT status, host, pid FROM runs WHERE run_id = ?", (config.run_id,)).fetchone()
+            row = db.execute(
+                "SELECT status, host, pid, heartbeat_at FROM runs WHERE run_id = ?", (config.run_id,)
+            ).fetchone()
             if row is not None:
-                status, host, pid = row
+                status, host, pid, heartbeat = row
                 if status in FINISHED:
                     return False
-                if status == "running" and not self._stale(host, pid):
+                if status == "running" and not self._stale(host, pid, heartbeat):
                     return False
                 db.execute("DELETE FROM runs WHERE run_id = ?", (config.run_id,))
-            self._insert(db, config, "running", {"host": socket.gethostname(), "pid": os.getpid()})
+            self._insert(
+                db, config, "running", {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat_at": _now()}
+            )
         return True
 
     @staticmethod
-    def _stale(host: str | None, pid: int | None) -> bool:
-        # A claim is stale when its process is gone; a claim from another host cannot be checked.
-        return host == socket.gethostname() and (pid is None or not _pid_alive(int(pid)))
+    def _stale(host: str | None, pid: int | None, heartbeat: str | None) -> bool:
+        """A claim is stale when its process is gone: checked directly on this host, and on
+        another host (a shared results folder) by a heartbeat older than STALE_AFTER_S."""
+        if host == socket.gethostname():
+            return pid is None or not _pid_alive(int(pid))
+        if heartbeat is None:
+            return False
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(heartbeat)
+        return age.total_seconds() > STALE_AFTER_S
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say this process is still training `run_id` (see `_stale`)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running' AND pid = ?",
+                (_now(), run_id, os.getpid()),
+            )
 
     def _insert(self, db: sqlite3.Connection, config: RunConfig, status: str, values: Mapping[str, Any]) -> None:
         row = {
@@ -246,6 +272,7 @@ def open_store(results: str | Path, *, create: bool = True) -> Store:
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA synchronous = FULL")  # a finished run survives power loss, not only a crash
         if fresh:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_schema())
@@ -261,11 +288,37 @@ def open_store(results: str | Path, *, create: bool = True) -> Store:
     if meta.get("app") != "aebench":
         conn.close()
         raise StoreError(f"{path} is not an aebench results store; it was left untouched")
-    version = int(meta.get("schema_version", "0"))
-    if version != SCHEMA_VERSION:
+    version = int(meta.get("schema_version", "0")) if str(meta.get("schema_version", "0")).isdigit() else 0
+    if version > SCHEMA_VERSION or version < min(MIGRATIONS, default=SCHEMA_VERSION):
         conn.close()
         raise StoreError(
-            f"{path} has store schema {version}, this aebench reads {SCHEMA_VERSION}; it was left untouched"
+            f"{path} has store schema {version}, this aebench reads {SCHEMA_VERSION}"
+            f"{' (upgrade aebench)' if version > SCHEMA_VERSION else ''}; it was left untouched"
         )
+    if version < SCHEMA_VERSION:
+        _migrate(conn, path, version)
     conn.execute("PRAGMA foreign_keys = ON")
     return Store(path, conn)
+
+
+def backup_path(path: Path, version: int) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return path.with_name(f"{path.name}.schema{version}-{stamp}.bak")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    """Back the store up (SQLite's online backup, WAL included), then migrate it in one transaction."""
+    backup = backup_path(path, version)
+    with sqlite3.connect(backup) as dest:
+        conn.backup(dest)
+    dest.close()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for v in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[v]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,263 @@
+"""A grid survives being killed, runs concurrently, records failures, and refuses bad input cleanly.
+
+The tests about processes use real processes: `python -m aebench compare` in a
+subprocess, killed or interrupted with real signals.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from aebench import runner as runner_mod
+from aebench.cli import app
+from aebench.config import GridSpec, ModelSpec, RunConfig
+from aebench.store import DB_NAME, SCHEMA_VERSION, open_store
+
+from .conftest import MNIST_DIR
+
+cli = CliRunner()
+GRID = ["compare", "--depths", "shallow,medium,deep", "--epochs", "2", "--train-size", "3000", "--device", "cpu"]
+
+
+def _statuses(results: Path) -> dict[str, tuple[str, str | None]]:
+    """run_id -> (status, finished_at), read with a plain sqlite3 connection; {} until the store exists."""
+    path = results / DB_NAME
+    if not path.exists():
+        return {}
+    try:
+        with sqlite3.connect(path, timeout=30) as conn:
+            return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT run_id, status, finished_at FROM runs")}
+    except sqlite3.OperationalError:  # created but its tables not yet
+        return {}
+
+
+def _start(results: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aebench", *args, "--results", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_a_done_run(results: Path, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(s == "done" for s, _ in _statuses(results).values()):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"compare ended before a run finished: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("no run finished in time")
+
+
+def _rerun_completes_exactly_the_grid(results: Path, before: dict[str, tuple[str, str | None]]) -> None:
+    done_before = {rid for rid, (status, _) in before.items() if status == "done"}
+    res = subprocess.run(
+        [sys.executable, "-m", "aebench", *GRID, "--results", str(results), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    runs = json.loads(res.stdout)
+    assert len(runs) == 3
+    assert {r["run_id"] for r in runs if r["skipped"]} == done_before  # only the missing cells were trained
+    after = _statuses(results)
+    assert len(after) == 3 and all(s == "done" for s, _ in after.values())
+    for rid in done_before:
+        assert after[rid] == before[rid]  # a finished run is never redone or rewritten
+    with open_store(results, create=False) as store:
+        assert len(store.epochs()) == 3 * 2  # each run's epochs once
+        assert all((results / c).is_file() for c in store.runs()["checkpoint"])
+
+
+@pytest.mark.slow
+def test_sigkill_mid_grid_then_rerun_finishes_only_the_missing(tmp_results: Path) -> None:
+    proc = _start(tmp_results, *GRID)
+    _wait_for_a_done_run(tmp_results, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = _statuses(tmp_results)
+    assert "done" in {s for s, _ in before.values()}
+    assert all(s in ("done", "running") for s, _ in before.values())  # a killed run is never counted done
+    assert not list(tmp_results.glob("runs/*/checkpoint.pt.*"))  # no half-written file under a real name
+    _rerun_completes_exactly_the_grid(tmp_results, before)  # the dead process's `running` row is redone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_cleanly_and_says_what_finished(tmp_results: Path, sig: signal.Signals) -> None:
+    proc = _start(tmp_results, *GRID)
+    _wait_for_a_done_run(tmp_results, proc)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted:" in stderr and "rerun the same command" in stderr
+    assert "Traceback" not in stderr
+    assert "done" in stdout  # the table of what finished
+    before = _statuses(tmp_results)
+    assert before and all(s == "done" for s, _ in before.values())  # the run in flight was dropped, not left running
+    _rerun_completes_exactly_the_grid(tmp_results, before)
+
+
+@pytest.mark.slow
+def test_two_concurrent_compares_share_the_grid(tmp_results: Path) -> None:
+    grid = ["compare", "--depths", "shallow", "--latent-dims", "2,4,8,16", "--epochs", "1", "--train-size", "1500",
+            "--device", "cpu", "--json"]  # fmt: skip
+    procs = [_start(tmp_results, *grid) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, stderr) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, stderr
+    trained = [{r["run_id"] for r in json.loads(stdout) if not r["skipped"]} for stdout, _ in outputs]
+    assert not trained[0] & trained[1]  # no cell trained twice
+    assert len(trained[0] | trained[1]) == 4  # and none lost
+    statuses = _statuses(tmp_results)
+    assert len(statuses) == 4 and all(s == "done" for s, _ in statuses.values())
+
+
+def test_diverged_run_is_recorded_with_its_epoch_and_the_grid_goes_on(tmp_results: Path) -> None:
+    args = ["compare", "--depths", "shallow", "--outputs", "none", "--lrs", "0.001,1e6", "--epochs", "2",
+            "--train-size", "1000", "--device", "cpu", "--results", str(tmp_results)]  # fmt: skip
+    res = cli.invoke(app, [*args, "--json"])
+    assert res.exit_code == 1, res.output
+    runs = {r["lr"]: r for r in json.loads(res.stdout)}
+    assert runs[0.001]["status"] == "done"
+    assert runs[1e6]["status"] == "diverged" and runs[1e6]["diverged_epoch"] == 1
+    assert "non-finite" in runs[1e6]["error"] or "nan" in runs[1e6]["error"] or "inf" in runs[1e6]["error"]
+    assert "1 of 2 runs did not finish: 0 failed, 1 diverged" in res.stderr
+    again = cli.invoke(app, args)
+    assert "2 of 2 runs already done in the store" in again.stderr  # a divergence is a result, not redone
+
+
+def test_failed_run_is_recorded_with_its_reason_and_retried(
+    tmp_results: Path, fashion_mnist: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = GridSpec(depths=("shallow",), latent_dims=(2, 4, 8), base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
+                       train_size=1000)).expand()  # fmt: skip
+    real_run_one = runner_mod.run_one
+
+    def oom_on_the_second(cfg: RunConfig, **kwargs: object) -> object:
+        if cfg.model.latent_dim == 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        return real_run_one(cfg, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_mod, "run_one", oom_on_the_second)
+    outcomes = runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert outcomes[1].row["error"] == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    monkeypatch.setattr(runner_mod, "run_one", real_run_one)
+    again = runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False)
+    assert [(o.status, o.skipped) for o in again] == [("done", True), ("done", False), ("done", True)]
+
+
+def test_truncated_data_file_is_refused_and_nothing_written(tmp_path: Path, tmp_results: Path) -> None:
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        source = MNIST_DIR / f"{stem.replace('train', 't10k')}.gz"
+        (folder / f"{stem}.gz").write_bytes(source.read_bytes()[: 3000 if "images" in stem else None])
+    res = cli.invoke(
+        app, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--results", str(tmp_results)]
+    )
+    assert res.exit_code == 2
+    [line] = res.stderr.strip().splitlines()
+    assert "cannot be read as IDX" in line or "truncated" in line
+    assert not tmp_results.exists()
+
+
+def _store_of_schema_1(results: Path) -> list[tuple[object, ...]]:
+    """A real store as the previous schema wrote it, with one finished run in it."""
+    with open_store(results) as store:
+        cfg = RunConfig(model=ModelSpec(arch="seed-ae"), epochs=1)
+        store.claim(cfg)
+        store.finish(cfg, "done", {"test_mse": 0.0123})
+        store.conn.execute("ALTER TABLE runs DROP COLUMN heartbeat_at")
+        store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        return store.conn.execute("SELECT run_id, status, test_mse FROM runs").fetchall()
+
+
+def test_older_schema_is_migrated_after_a_backup(tmp_results: Path) -> None:
+    original = _store_of_schema_1(tmp_results)
+    with open_store(tmp_results) as store:
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+            SCHEMA_VERSION
+        )
+        assert "heartbeat_at" in store.runs().columns
+        assert store.runs()["test_mse"].tolist() == [0.0123]
+    [backup] = tmp_results.glob(f"{DB_NAME}.schema1-*.bak")
+    with sqlite3.connect(backup) as old:  # the backup is the store as it was: schema 1, same rows
+        assert old.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert old.execute("SELECT run_id, status, test_mse FROM runs").fetchall() == original
+
+
+def test_newer_schema_is_refused_untouched(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        store.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = (tmp_results / DB_NAME).read_bytes()
+    res = cli.invoke(app, ["train", "--arch", "seed-ae", "--results", str(tmp_results)])
+    assert res.exit_code == 2
+    assert "has store schema 99" in res.stderr and "upgrade aebench" in res.stderr
+    assert (tmp_results / DB_NAME).read_bytes() == before
+    assert not list(tmp_results.glob("*.bak"))
+
+
+# ---- random grid specs: a valid grid or one clear refusal, never anything else ----
+
+_VALUES = {
+    "--archs": ["fc", "conv", "seed-ae", "seed-flexible", "cnn", ""],
+    "--depths": ["shallow", "medium", "deep", "huge"],
+    "--latent-dims": ["2", "16", "0", "-1", "x", "1.5"],
+    "--downsample": ["pool", "stride", "avg"],
+    "--upsample": ["transpose", "bilinear", "nearest"],
+    "--activations": ["relu", "elu", "gelu", "leakyrelu", "swish"],
+    "--outputs": ["sigmoid", "tanh", "none", "relu"],
+    "--losses": ["mse", "bce", "l1", "huber"],
+    "--lrs": ["0.001", "1e-2", "0", "-1", "fast"],
+    "--pretrain": ["none", "greedy", "always"],
+    "--datasets": ["fashion-mnist", "mnist", "kmnist", "cifar10"],
+}
+_option = st.sampled_from(sorted(_VALUES)).flatmap(
+    lambda flag: st.tuples(
+        st.just(flag),
+        st.one_of(
+            st.lists(st.sampled_from(_VALUES[flag]), min_size=1, max_size=3).map(",".join),
+            st.text(max_size=8),
+        ),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(options=st.lists(_option, max_size=4), seeds=st.integers(min_value=-2, max_value=3))
+def test_random_grid_specs_build_or_refuse_with_exit_2(
+    tmp_path: Path, options: list[tuple[str, str]], seeds: int
+) -> None:
+    results = tmp_path / f"r{abs(hash((tuple(options), seeds)))}"
+    args = ["compare", "--dry-run", "--json", "--seeds", str(seeds), "--results", str(results)]
+    for flag, value in options:
+        args += [flag, value]
+    res = cli.invoke(app, args)
+    assert res.exit_code in (0, 2), (args, res.output, res.exception)
+    if res.exit_code == 0:
+        cells = json.loads(res.stdout)
+        assert cells and all(c["status"] == "to train" for c in cells)
+    else:
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("aebench: error: "), res.stderr
+        assert "Traceback" not in res.output
+    assert not results.exists()
