@@ -146,12 +146,25 @@ LrSchedule = Annotated[
     str, typer.Option(help="Learning-rate schedule per epoch: none, cosine, step (/10 every third).")
 ]
 WeightDecay = Annotated[float, typer.Option(help="Adam weight decay.")]
+Precision = Annotated[
+    str, typer.Option(help="fp32, or bf16 (autocast forward, fp32 weights and loss) on CPU and CUDA.")
+]
 Device = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")]
 Results = Annotated[
     Path, typer.Option(help="Results folder; the store is <results>/aebench.db, checkpoints <results>/runs/.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout (progress stays on stderr).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+MlflowUri = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI: any MLflow takes (sqlite:///path/mlflow.db, http://host:5000); "
+        "default sqlite:///<results>/mlflow.db, artifacts in <results>/mlartifacts."
+    ),
+]
+Experiment = Annotated[
+    str | None, typer.Option(help="MLflow experiment to log the grid to (default aebench); created if missing.")
+]
 
 
 def _hidden(text: str | None) -> tuple[int, ...] | None:
@@ -160,11 +173,12 @@ def _hidden(text: str | None) -> tuple[int, ...] | None:
 
 def _base(
     model: cfgmod.ModelSpec, dataset: str, train_size: int | None, loss: str, lr: float, batch_size: int,
-    epochs: int, seed: int, weight_decay: float, grad_clip: float | None, lr_schedule: str,
+    epochs: int, seed: int, weight_decay: float, grad_clip: float | None, lr_schedule: str, precision: str,
 ) -> cfgmod.RunConfig:  # fmt: skip
     return cfgmod.RunConfig(
         model=model, dataset=dataset, train_size=train_size, loss=loss, lr=lr, batch_size=batch_size,
         epochs=epochs, seed=seed, weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule,
+        precision=precision,
     )  # fmt: skip
 
 
@@ -194,6 +208,7 @@ def train(
     grad_clip: GradClip = None,
     lr_schedule: LrSchedule = "none",
     weight_decay: WeightDecay = 0.0,
+    precision: Precision = "fp32",
     device: Device = "auto",
     results: Results = Path("results"),
     as_json: Json = False,
@@ -212,7 +227,20 @@ def train(
             upsample=upsample, activation=activation, output=output, batchnorm=batchnorm, dropout=dropout,
             pretrain=pretrain, pretrain_epochs=pretrain_epochs,
         )  # fmt: skip
-        cfg = _base(spec, dataset, train_size, loss, lr, batch_size, epochs, seed, weight_decay, grad_clip, lr_schedule)
+        cfg = _base(
+            spec,
+            dataset,
+            train_size,
+            loss,
+            lr,
+            batch_size,
+            epochs,
+            seed,
+            weight_decay,
+            grad_clip,
+            lr_schedule,
+            precision,
+        )
         with RichEvents(err) as events:
             [outcome] = run_grid(
                 [cfg], results, device=device, data_dir=data_dir, allow_download=download, events=events
@@ -268,13 +296,43 @@ def compare(
     grad_clip: GradClip = None,
     lr_schedule: LrSchedule = "none",
     weight_decay: WeightDecay = 0.0,
+    precision: Precision = "fp32",
     data_dir: DataDir = None,
     download: Download = True,
     device: Device = "auto",
     results: Results = Path("results"),
+    stack: Annotated[
+        bool,
+        typer.Option(
+            "--stack/--no-stack",
+            help="Train cells that differ only in their seed as one stacked model (same results, fewer kernel calls).",
+        ),
+    ] = True,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the grid's cells and what is done; train nothing.")
     ] = False,
+    executor: Annotated[
+        str, typer.Option(help="Where the cells train: local (here, one after another) or ray (a Ray cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="ray: cluster to use, auto (the one this machine joined) or ray://host:10001 (default: "
+            "start Ray on this machine)."
+        ),
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="ray: CPUs each run reserves, also its torch threads (default 1).")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(help="ray: GPU share each run reserves; 0.25 puts four runs on one GPU (default 0: CPU)."),
+    ] = None,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Also log the grid to MLflow: a parent run, a child per cell.")
+    ] = False,
+    mlflow_uri: MlflowUri = None,
+    experiment: Experiment = None,
     as_json: Json = False,
     debug: Debug = False,
 ) -> None:
@@ -314,7 +372,8 @@ def compare(
                 weight_decay,
                 grad_clip,
                 lr_schedule,
-            ),  # fmt: skip
+                precision,
+            ),
             fixed={
                 "hidden": _hidden(hidden),
                 "batchnorm": batchnorm,
@@ -323,6 +382,10 @@ def compare(
             },
         )
         configs = grid.expand()
+        from aebench import executors, mlflow_export
+
+        executors.check_executor(executor)
+        mlflow_export.check_request(mlflow, mlflow_uri, experiment)
         if dry_run:
             from aebench.summary import plan_table
 
@@ -334,9 +397,15 @@ def compare(
             return
         with RichEvents(err) as events:
             outcomes = run_grid(
-                configs, results, device=device, data_dir=data_dir, allow_download=download, events=events
-            )
+                configs, results, device=device, data_dir=data_dir, allow_download=download, events=events,
+                executor=executor,
+                executor_options={"address": ray_address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run},
+                stack=stack,
+            )  # fmt: skip
         _print_outcomes(outcomes, as_json)
+        if mlflow:
+            exported = mlflow_export.export(results, mlflow_uri, experiment, [c.run_id for c in configs], data_dir)
+            err.print(exported.summary(), highlight=False, soft_wrap=True)
         bad = [o for o in outcomes if o.status in ("failed", "diverged")]
         if bad:
             err.print(
@@ -415,6 +484,156 @@ def datasets_cmd(
         err.print("looked in: " + ", ".join(str(p) for p in data.search_roots(data_dir)), highlight=False)
         if not all(r["folder"] for r in rows):
             err.print(data.HOW_TO_GET, highlight=False)
+
+
+@app.command()
+def report(
+    results: Results = Path("results"),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write the report to (default <results>/report).")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma list of pages to write: md (report.md), html (index.html).")
+    ] = "md,html",
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma list of plots to draw (default all), e.g. reconstructions,pareto_params."),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="Report only runs whose store columns match, e.g. depth=deep,latent_dim=16; a key given twice "
+            "matches either value."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Write CSVs, tables, plots, report.md and index.html for the finished runs in a results store.
+
+    Plots the runs cannot fill (an axis with one value) are left out and said so. The store is only read.
+    """
+    from aebench import report as reportmod
+    from aebench.report_pages import rich_table, summary_lines
+
+    with _errors(debug):
+        rep = reportmod.build_report(
+            results, out_dir, formats=reportmod.parse_formats(formats), only=reportmod.parse_only(only),
+            where=where, data_dir=data_dir,
+        )  # fmt: skip
+        if as_json:
+            print(json.dumps(rep.to_json()))
+            return
+        out.print(rich_table(rep))
+        for line in summary_lines(rep):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+export_app = typer.Typer(help="Send a results store's runs to the tools a team already uses.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command(name="mlflow")
+def export_mlflow(
+    results: Results = Path("results"),
+    mlflow_uri: MlflowUri = None,
+    experiment: Experiment = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Log every run of a results store to MLflow: config, curves, metrics, checkpoint, reconstructions.
+
+    The store's runs become one parent run with a child per run. Runs already logged are
+    left alone, or replaced where the store has a newer result; the store is only read.
+    """
+    from aebench import mlflow_export
+
+    with _errors(debug):
+        exported = mlflow_export.export(results, mlflow_uri, experiment, data_dir=data_dir)
+        if as_json:
+            print(json.dumps(exported.to_json()))
+        else:
+            out.print(exported.summary(), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def bench(
+    models: Annotated[str, typer.Option(help="Comma list of models to bench (default: every seed model).")] = ",".join(
+        ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
+    ),
+    dataset: Dataset = "fashion-mnist",
+    epochs: Annotated[
+        int, typer.Option(help="Epochs per mode; the first is warm-up and not timed when there are more.")
+    ] = 2,
+    batch_size: BatchSize = 128,
+    train_size: TrainSize = None,
+    device: Device = "auto",
+    clock_check: Annotated[
+        bool,
+        typer.Option("--clock-check/--no-clock-check", help="Also check reported throughput against the wall clock."),
+    ] = True,
+    results: Results = Path("results"),
+    as_json: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Time the seed's loop, aebench's engine (fp32, bf16) and each model's floor, in one process.
+
+    Prints speed-up over the seed loop, efficiency (floor / achieved) and test MSE after the same epochs;
+    saves the JSON under <results>/benchmarks/.
+    """
+    from aebench.bench import BenchSpec, run_bench, save_bench
+
+    with _errors(debug, as_json):
+        cfgmod.check_number("--epochs", epochs, low=1)
+        cfgmod.check_number("--batch-size", batch_size, low=1)
+        if train_size is not None:
+            cfgmod.check_number("--train-size", train_size, low=1)
+        spec = BenchSpec(
+            models=tuple(cfgmod.split_list("--models", models)),
+            dataset=cfgmod.check_choice("--dataset", dataset, cfgmod.DATASETS),
+            epochs=epochs, batch_size=batch_size, train_size=train_size, device=device,
+        )  # fmt: skip
+        with err.status("benching") as status:
+            result = run_bench(spec, report=lambda msg: status.update(f"benching {msg}"), check_clock=clock_check)
+        path = save_bench(result, results)
+        if as_json:
+            print(json.dumps({**result, "saved": str(path)}))
+            return
+        out.print(_bench_table(result))
+        if "clock_check" in result:
+            c = result["clock_check"]
+            out.print(
+                f"clock check ({c['model']}): epochs 2-3 took {c['measured_s']:.2f} s, reported throughput predicts "
+                f"{c['predicted_s']:.2f} s (ratio {c['ratio']:.2f})",
+                highlight=False,
+            )
+        err.print(f"saved {path}", highlight=False)
+
+
+def _bench_table(result: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"aebench bench on {result['device_name']} (torch {result['torch_version']}), {result['dataset']}, "
+        f"{result['train_size']:,} images, batch {result['batch_size']}, {result['epochs']} epochs"
+    )
+    for col in ("model", "mode", "s/epoch", "img/s", "vs seed loop", "efficiency", "test MSE", "MSE vs ref"):
+        table.add_column(col, justify="left" if col in ("model", "mode") else "right", no_wrap=True)
+
+    def num(value: Any, fmt: str) -> str:
+        return "-" if value is None else fmt.format(value)
+
+    for r in result["rows"]:
+        table.add_row(
+            r["model"], r["mode"], f"{r['epoch_s']:.3f}", f"{r['samples_per_s']:,.0f}",
+            f"{r['speedup_vs_seed_loop']:.2f}x", num(r.get("efficiency"), "{:.2f}"),
+            num(r.get("test_mse"), "{:.5f}"), num(r.get("mse_vs_reference"), "{:.3f}"),
+        )  # fmt: skip
+    table.caption = (
+        "efficiency = floor / achieved, floor = the step's GEMMs + one fused Adam update in the same precision; "
+        "MSE vs ref: engine-fp32 against the seed loop, engine-bf16 against engine-fp32"
+    )
+    return table
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -31,6 +31,7 @@ OUTPUTS = ("sigmoid", "tanh", "none")
 LOSSES = ("mse", "bce", "l1")
 LR_SCHEDULES = ("none", "cosine", "step")
 PRETRAINS = ("none", "greedy")
+PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # model option -> (allowed choices, CLI flag); None for numeric options checked below
@@ -128,6 +129,11 @@ def model_spec(arch: str, **given: Any) -> ModelSpec:
     return ModelSpec(arch=arch, **values)
 
 
+# Fields added after the first release, with the value every earlier run had: left out of
+# the hash at that value, so adding a field does not change the id of any run already stored.
+_ADDED_LATER: dict[str, Any] = {"precision": "fp32"}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that decides a run's result; hashed to its `run_id`.
@@ -147,8 +153,10 @@ class RunConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = None
     lr_schedule: str = "none"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        check_choice("--precision", self.precision, PRECISIONS)
         check_choice("--dataset", self.dataset, DATASETS)
         check_choice("--loss", self.loss, LOSSES)
         check_choice("--lr-schedule", self.lr_schedule, LR_SCHEDULES)
@@ -177,7 +185,8 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        fields_ = {k: v for k, v in self.to_dict().items() if _ADDED_LATER.get(k, object()) != v}
+        canonical = json.dumps({"schema": SCHEMA_VERSION, **fields_}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def columns(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ Progress = Callable[[int, int, str], None]
 EVAL_BATCH = 1024  # evaluation has no gradient state, so bigger batches are just faster
 PROGRESS_EVERY = 25  # steps between progress callbacks: enough for a smooth bar, cheap
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": F.mse_loss,
     "bce": F.binary_cross_entropy,
     "l1": F.l1_loss,
@@ -144,9 +144,15 @@ def train_epochs(
     step_offset: int = 0,
     total_steps: int | None = None,
     label: str = "epoch",
+    precision: str = "fp32",
 ) -> list[EpochRecord]:
-    """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining."""
+    """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining.
+
+    bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
+    and takes the loss in fp32, so the loss is comparable with an fp32 run's.
+    """
     device = x_train.device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     loss_fn = LOSSES[loss]
     opt = _make_optimizer(model.parameters(), lr, weight_decay, device)
     sched = _schedule(opt, lr_schedule, epochs)
@@ -161,7 +167,9 @@ def train_epochs(
         start = time.perf_counter()
         for step, idx in enumerate(batches(n, batch_size, generator, device), 1):
             xb = x_train[idx]
-            batch_loss = loss_fn(model(xb), xb)
+            with autocast:
+                out = model(xb)
+            batch_loss = loss_fn(out.float(), xb)
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()
             if grad_clip is not None:
@@ -187,6 +195,61 @@ def train_epochs(
     return records
 
 
+def _data(config: RunConfig, ds: datamod.Dataset, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's training and test images on the device, in its output activation's range."""
+    train_images = ds.train.images
+    if config.train_size is not None:
+        if config.train_size > len(train_images):
+            raise BadInput(f"--train-size {config.train_size} exceeds the {len(train_images)} training images")
+        train_images = train_images[: config.train_size]
+    output = config.model.output_activation
+    return datamod.to_device(train_images, dev, output), datamod.to_device(ds.test.images, dev, output)
+
+
+def build(config: RunConfig, ds: datamod.Dataset, dev: torch.device) -> Autoencoder:
+    """The run's model, initialised under its own seed."""
+    spec = config.model
+    torch.manual_seed(config.seed)
+    model = create_model(spec.arch, ds.input_shape, **spec.builder_options()).to(dev)
+    assert isinstance(model, Autoencoder)
+    return model
+
+
+def measure(
+    model: Autoencoder,
+    config: RunConfig,
+    records: list[EpochRecord],
+    ds: datamod.Dataset,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    started: datetime,
+    wall_start: float,
+    stack_size: int = 1,
+) -> dict[str, Any]:
+    """Everything a run records after training: quality, size, cost, speed, provenance."""
+    from aebench import metrics  # sklearn/torchmetrics load only when a run needs them
+
+    dev = x_train.device
+    return {
+        **metrics.reconstruction(model, x_test),
+        **metrics.sizes(model),
+        "flops_per_sample": metrics.flops_per_sample(model),
+        **metrics.throughput([r.seconds for r in records], len(x_train)),
+        **metrics.inference_throughput(model, x_test, config.batch_size, config.precision),
+        "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
+        "peak_mem_mb": metrics.peak_memory_mb(dev),
+        "stack_size": stack_size,
+        "device": dev.type,
+        "device_name": device_name(dev),
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - wall_start,
+    }
+
+
 def run_one(
     config: RunConfig,
     *,
@@ -196,7 +259,6 @@ def run_one(
     progress: Progress | None = None,
 ) -> RunResult:
     """Train and measure one config; `dataset` lets a grid read its data once."""
-    from aebench import metrics  # sklearn/torchmetrics load only when a run needs them
     from aebench.pretrain import greedy_pretrain, pretrain_steps
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -204,19 +266,10 @@ def run_one(
     wall_start = time.perf_counter()
     ds = dataset or datamod.load(config.dataset, data_dir)
     spec = config.model
-    train_images = ds.train.images
-    if config.train_size is not None:
-        if config.train_size > len(train_images):
-            raise BadInput(f"--train-size {config.train_size} exceeds the {len(train_images)} training images")
-        train_images = train_images[: config.train_size]
-    x_train = datamod.to_device(train_images, dev, spec.output_activation)
-    x_test = datamod.to_device(ds.test.images, dev, spec.output_activation)
+    x_train, x_test = _data(config, ds, dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-
-    torch.manual_seed(config.seed)  # the model's initialisation
-    model = create_model(spec.arch, ds.input_shape, **spec.builder_options()).to(dev)
-    assert isinstance(model, Autoencoder)
+    model = build(config, ds, dev)
     generator = torch.Generator(device=dev).manual_seed(config.seed)  # the shuffle order
 
     steps = math.ceil(len(x_train) / config.batch_size) * config.epochs
@@ -234,25 +287,37 @@ def run_one(
         loss=config.loss, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
         generator=generator, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
         lr_schedule=config.lr_schedule, progress=progress, step_offset=offset, total_steps=steps,
+        precision=config.precision,
     )  # fmt: skip
     if progress is not None:
         progress(steps, steps, "measuring")
-    result = RunResult(config, model, records)
-    result.metrics = {
-        **metrics.reconstruction(model, x_test),
-        **metrics.sizes(model),
-        "flops_per_sample": metrics.flops_per_sample(model),
-        **metrics.throughput([r.seconds for r in records], len(x_train)),
-        "infer_samples_per_s": metrics.inference_throughput(model, x_test, config.batch_size),
-        "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
-        "peak_mem_mb": metrics.peak_memory_mb(dev),
-        "device": dev.type,
-        "device_name": device_name(dev),
-        "torch_version": torch.__version__,
-        "git_commit": git_commit(),
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "started_at": started.isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - wall_start,
-    }
-    return result
+    return RunResult(config, model, records, measure(model, config, records, ds, x_train, x_test, started, wall_start))
+
+
+def run_stack(
+    configs: list[RunConfig],
+    *,
+    device: str | torch.device = "auto",
+    dataset: datamod.Dataset,
+    progress: Progress | None = None,
+) -> list[RunResult]:
+    """Train configs that differ only in their seed as one stacked model (see `aebench.stacked`)."""
+    from aebench.stacked import train_stacked
+
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    started = datetime.now(timezone.utc)
+    wall_start = time.perf_counter()
+    first = configs[0]
+    x_train, x_test = _data(first, dataset, dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    models = [build(c, dataset, dev) for c in configs]
+    records = train_stacked(
+        models, x_train, x_test, loss=first.loss, lr=first.lr, batch_size=first.batch_size, epochs=first.epochs,
+        generators=[torch.Generator(device=dev).manual_seed(c.seed) for c in configs],
+        weight_decay=first.weight_decay, precision=first.precision, progress=progress,
+    )  # fmt: skip
+    return [
+        RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, stack_size=len(configs)))
+        for c, m, r in zip(configs, models, records, strict=True)
+    ]

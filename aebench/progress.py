@@ -37,7 +37,7 @@ class RichEvents(GridEvents):
             console=console,
         )
         self.grid: TaskID | None = None
-        self.run: TaskID | None = None
+        self.runs: dict[str, TaskID] = {}  # run_id -> its bar; several at once on the Ray executor
 
     def __enter__(self) -> RichEvents:
         self.progress.start()
@@ -55,7 +55,7 @@ class RichEvents(GridEvents):
     def run_start(self, index: int, config: RunConfig) -> ProgressFn:
         label = describe(config)
         task = self.progress.add_task(label, total=None)
-        self.run = task
+        self.runs[config.run_id] = task
 
         def update(completed: int, total: int, message: str) -> None:
             self.progress.update(task, completed=completed, total=total, description=f"{label}  {message}")
@@ -63,9 +63,9 @@ class RichEvents(GridEvents):
         return update
 
     def run_end(self, outcome: Outcome) -> None:
-        if self.run is not None:
-            self.progress.remove_task(self.run)
-            self.run = None
+        task = self.runs.pop(outcome.run_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
         if self.grid is not None:
             self.progress.advance(self.grid)
         row = outcome.row

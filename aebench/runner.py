@@ -7,20 +7,23 @@ the claim of the run in flight (it is not a result) and stops.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aebench import checkpoint
 from aebench import data as datamod
 from aebench.config import RunConfig
-from aebench.engine import Progress, resolve_device, run_one
+from aebench.engine import Progress, run_one
 from aebench.errors import AebenchError, BadInput, Diverged
 from aebench.registry import create_model
 from aebench.store import DB_NAME, FINISHED, HEARTBEAT_EVERY_S, Store, open_store
+
+if TYPE_CHECKING:
+    from aebench.executors import Executor
 
 
 @dataclass
@@ -85,6 +88,22 @@ def _epoch_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
     return [asdict(r) for r in records]
 
 
+@dataclass
+class GridJob:
+    """What an executor needs to run a grid: the cells, the open store, and what `prepare` loaded."""
+
+    configs: Sequence[RunConfig]
+    results: Path
+    store: Store
+    finished: set[str]
+    datasets: dict[str, datamod.Dataset]
+    device: torch.device | None  # None: each worker resolves --device on its own machine
+    events: GridEvents
+    data_dir: Path | None = None
+    allow_download: bool = True
+    stack: bool = True
+
+
 def run_grid(
     configs: Sequence[RunConfig],
     results: str | Path,
@@ -93,36 +112,113 @@ def run_grid(
     data_dir: str | Path | None = None,
     allow_download: bool = True,
     events: GridEvents | None = None,
+    executor: str | Executor = "local",
+    stack: bool = True,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> list[Outcome]:
-    """Train every config not yet done in `<results>/aebench.db`; return one Outcome per config."""
+    """Train every config not yet done in `<results>/aebench.db`; return one Outcome per config.
+
+    `executor` names where the cells train (`aebench.executors`: "local" here, one after
+    another; "ray" on a Ray cluster, with `executor_options` such as `address`); whichever
+    it is, only this process claims cells and writes the store.
+    """
+    from aebench.executors import create_executor  # it builds on this module
+
+    runs_on = create_executor(executor, executor_options) if isinstance(executor, str) else executor
     events = events or GridEvents()
-    dev = resolve_device(device)
+    dev = runs_on.device(device)
     results = Path(results)
     finished = finished_ids(results, configs)
     # Everything that can be wrong with the input fails here, before the store is created.
     datasets = prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)
-    outcomes: list[Outcome] = []
-    with open_store(results) as store:
+    folder = None if data_dir is None else Path(data_dir).resolve()  # workers run elsewhere
+    with runs_on.session(len(configs) - len(finished)), open_store(results) as store:
         events.grid_start(len(configs), len(configs) - len(finished))
-        for index, cfg in enumerate(configs):
-            if cfg.run_id in finished or not store.claim(cfg):
-                status = store.status(cfg.run_id) or "running"
-                outcome = Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})
-            else:
-                progress = _heartbeat(store, cfg.run_id, events.run_start(index, cfg))
-                try:
-                    outcome = _train_claimed(store, results, cfg, dev, datasets[cfg.dataset], progress)
-                except KeyboardInterrupt:
-                    store.release(cfg.run_id)  # no-op if it was stored just before the interrupt
-                    raise GridInterrupted(outcomes, len(configs)) from None
-            outcomes.append(outcome)
-            events.run_end(outcome)
+        job = GridJob(configs, results, store, finished, datasets, dev, events, folder, allow_download, stack)
+        outcomes = runs_on.run(job)
         # Cells another process was training when we passed them may have finished since.
         for outcome in outcomes:
             if outcome.status == "running":
                 outcome.row = store.run(outcome.run_id) or outcome.row
                 outcome.status = outcome.row.get("status", "running")
     return outcomes
+
+
+def run_local(job: GridJob) -> list[Outcome]:
+    """The local executor: train the claimed cells in this process, one after another, except
+    that cells differing only in their seed are trained together as one stack (`aebench.stacked`)."""
+    store, results, configs, events = job.store, job.results, job.configs, job.events
+    assert job.device is not None
+    stacks = _stacks(job) if job.stack else {}
+    done: dict[str, Outcome] = {}
+    for index, cfg in enumerate(configs):
+        if cfg.run_id in done:
+            continue  # trained in an earlier cell's stack
+        if cfg.run_id in job.finished or not store.claim(cfg):
+            status = store.status(cfg.run_id) or "running"
+            new = [Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})]
+        else:
+            mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in done and store.claim(c)]
+            group = [cfg, *mates]
+            progress = _heartbeat(store, cfg.run_id, events.run_start(index, cfg))
+            try:
+                if mates:
+                    new = _train_stack_claimed(store, results, group, job.device, job.datasets[cfg.dataset], progress)
+                else:
+                    new = [_train_claimed(store, results, cfg, job.device, job.datasets[cfg.dataset], progress)]
+            except KeyboardInterrupt:
+                for c in group:
+                    store.release(c.run_id)  # no-op for a run stored just before the interrupt
+                raise GridInterrupted([done[c.run_id] for c in configs if c.run_id in done], len(configs)) from None
+        for outcome in new:
+            done[outcome.run_id] = outcome
+            events.run_end(outcome)
+    return [done[c.run_id] for c in configs]
+
+
+def _stacks(job: GridJob) -> dict[str, list[RunConfig]]:
+    """run_id -> the other cells of the grid it can be stacked with (same everything but the seed)."""
+    from aebench.stacked import stack_key, stackable
+
+    groups: dict[str, list[RunConfig]] = {}
+    for cfg in job.configs:
+        if cfg.run_id in job.finished:
+            continue
+        spec = cfg.model
+        model = create_model(spec.arch, job.datasets[cfg.dataset].input_shape, **spec.builder_options())
+        if stackable(cfg, model):
+            groups.setdefault(stack_key(cfg), []).append(cfg)
+    return {c.run_id: [m for m in group if m is not c] for group in groups.values() for c in group}
+
+
+def _train_stack_claimed(
+    store: Store,
+    results: Path,
+    group: list[RunConfig],
+    dev: torch.device,
+    dataset: datamod.Dataset,
+    progress: Progress | None,
+) -> list[Outcome]:
+    """Train claimed cells as one stack and record each; if the stack fails or a run in it
+    diverges, train them one by one instead, so that each gets its own status and reason."""
+    from aebench.engine import run_stack
+
+    try:
+        results_ = run_stack(group, device=dev, dataset=dataset, progress=progress)
+    except (AebenchError, RuntimeError, ValueError):
+        return [_train_claimed(store, results, cfg, dev, dataset, progress) for cfg in group]
+    outcomes = []
+    for result in results_:
+        cfg = result.config
+        path = checkpoint.save(results, cfg, result.model)
+        store.finish(cfg, "done", result.metrics, _epoch_rows(result.epochs), checkpoint=str(path.relative_to(results)))
+        outcomes.append(Outcome(cfg, "done", row=store.run(cfg.run_id) or {}))
+    return outcomes
+
+
+def failure_reason(exc: BaseException) -> str:
+    """`Type: first line of the message`: what a failed run's `error` column holds."""
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
 
 
 def _heartbeat(store: Store, run_id: str, progress: Progress | None) -> Progress:
@@ -155,7 +251,7 @@ def _train_claimed(
         store.finish(cfg, "diverged", {}, error=str(exc), diverged_epoch=exc.epoch)
         return Outcome(cfg, "diverged", error=str(exc), row=store.run(cfg.run_id) or {})
     except (AebenchError, RuntimeError, ValueError) as exc:  # e.g. CUDA out of memory, a config torch rejects
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        reason = failure_reason(exc)
         store.finish(cfg, "failed", {}, error=reason)
         return Outcome(cfg, "failed", error=reason, row=store.run(cfg.run_id) or {})
     path = checkpoint.save(results, cfg, result.model)  # before the row: a done run always has its checkpoint

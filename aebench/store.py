@@ -23,11 +23,18 @@ import pandas as pd
 from aebench.config import CONFIG_COLUMNS, RunConfig
 from aebench.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "aebench.db"
 # Statements that take a store from version N to N + 1; a backup is taken before any of them.
 MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN heartbeat_at TEXT"],
+    2: [
+        "ALTER TABLE runs ADD COLUMN precision TEXT",
+        "UPDATE runs SET precision = 'fp32'",
+        "ALTER TABLE runs ADD COLUMN infer_samples_per_s_min REAL",
+        "ALTER TABLE runs ADD COLUMN infer_samples_per_s_max REAL",
+        "ALTER TABLE runs ADD COLUMN stack_size INTEGER",
+    ],
 }
 # A claim from another host whose process has not reported for this long is taken over.
 STALE_AFTER_S = 600.0
@@ -57,7 +64,10 @@ METRIC_COLUMNS: dict[str, str] = {
     "epoch_seconds": "REAL",
     "timed_epochs": "INTEGER",
     "infer_samples_per_s": "REAL",
+    "infer_samples_per_s_min": "REAL",
+    "infer_samples_per_s_max": "REAL",
     "peak_mem_mb": "REAL",
+    "stack_size": "INTEGER",
     "device": "TEXT",
     "device_name": "TEXT",
     "torch_version": "TEXT",
@@ -254,6 +264,31 @@ def _check_writable(folder: Path) -> None:
         raise StoreError(f"--results {folder}: cannot write there (check the path and its permissions)")
 
 
+def _create(path: Path) -> None:
+    """Build a new store under a temporary name and link it into place.
+
+    Another process never sees a store without its tables, and when two create one at
+    the same moment, the first link wins and the other uses it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        with sqlite3.connect(tmp, isolation_level=None) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_schema())
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("app", "aebench"), ("schema_version", str(SCHEMA_VERSION))],
+            )
+        conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 def open_store(results: str | Path, *, create: bool = True) -> Store:
     """Open (or create) `<results>/aebench.db`; refuse a file that is not an aebench store."""
     folder = Path(results)
@@ -266,20 +301,13 @@ def open_store(results: str | Path, *, create: bool = True) -> Store:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"--results {folder}: cannot create it ({exc.strerror})") from None
+        _create(path)
     elif create:
         _check_writable(folder)
-    fresh = not path.exists()
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA synchronous = FULL")  # a finished run survives power loss, not only a crash
-        if fresh:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_schema())
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("app", "aebench"), ("schema_version", str(SCHEMA_VERSION))],
-            )
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as exc:
         raise StoreError(

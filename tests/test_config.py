@@ -19,6 +19,12 @@ def test_run_id_is_stable_and_canonical() -> None:
     assert RunConfig(model=model_spec("fc", depth="deep"), epochs=3).run_id != a.run_id
 
 
+def test_run_ids_of_stored_runs_never_change() -> None:
+    # Ids recorded by the first release; a field added since must keep them (see _ADDED_LATER).
+    assert RunConfig(model=model_spec("seed-ae"), epochs=2).run_id == "a9982bc5f71a51f8"
+    assert RunConfig(model=model_spec("seed-ae"), epochs=2, precision="bf16").run_id != "a9982bc5f71a51f8"
+
+
 def test_config_is_frozen() -> None:
     cfg = RunConfig(model=model_spec("seed-ae"))
     with pytest.raises(dataclasses.FrozenInstanceError):

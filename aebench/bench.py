@@ -1,0 +1,215 @@
+"""`aebench bench`: in one process, the seed's training loop, aebench's engine and the floor, per model.
+
+Every figure is measured in the same run on the same machine, so the ratios (speed-up
+over the seed loop, efficiency = floor / achieved) mean something even where the
+absolute seconds do not travel.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aebench import data as datamod
+from aebench.engine import device_name, resolve_device, synchronize, train_epochs
+from aebench.floor import time_floor
+from aebench.metrics import pixel_mse
+from aebench.model import Autoencoder
+from aebench.registry import create_model
+
+SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
+MODES = ("seed-loop", "engine-fp32", "engine-bf16")
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    models: tuple[str, ...] = SEED_MODELS
+    dataset: str = "fashion-mnist"
+    epochs: int = 2
+    batch_size: int = 128
+    train_size: int | None = None
+    device: str = "auto"
+    seed: int = 0
+
+
+def _torchvision_dataset(folder: Path, name: str, root: Path) -> Any:
+    """The split as the seed loads it: a torchvision dataset with ToTensor, read per item."""
+    from torchvision import datasets, transforms
+
+    cls = datamod.DATASETS[name]
+    raw = root / cls / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split in datamod.SPLIT_FILES.values():
+        for stem in split:
+            path = folder / f"{stem}.gz"
+            # torchvision looks for the uncompressed IDX files in <root>/<Class>/raw
+            (raw / stem).write_bytes(
+                gzip.decompress(path.read_bytes()) if path.exists() else (folder / stem).read_bytes()
+            )
+    return getattr(datasets, cls)(str(root), train=True, download=False, transform=transforms.ToTensor())
+
+
+def seed_loop(
+    model: nn.Module, dataset: Any, device: torch.device, epochs: int, batch_size: int, limit: int | None
+) -> list[float]:
+    """The tutorial's loop: DataLoader(shuffle=True), Adam, MSELoss, `loss.item()` every batch."""
+    from torch.utils.data import DataLoader, Subset
+
+    if limit is not None:
+        dataset = Subset(dataset, range(limit))
+    kwargs: dict[str, Any] = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = nn.MSELoss()
+    seconds = []
+    for _ in range(epochs):
+        model.train()
+        synchronize(device)
+        start = time.perf_counter()
+        total_loss = 0.0
+        for images, _labels in loader:
+            images = images.to(device)
+            optimizer.zero_grad()
+            loss = criterion(model(images), images)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _timed(seconds: Sequence[float]) -> list[float]:
+    return list(seconds[1:] or seconds)  # the first epoch warms up
+
+
+def bench_model(
+    name: str, spec: BenchSpec, ds: datamod.Dataset, tv_dataset: Any, device: torch.device, report: Report
+) -> list[dict[str, Any]]:
+    """Rows for one model: one per mode plus its fp32 and bf16 floors."""
+    n = spec.train_size or len(ds.train.images)
+    steps = math.ceil(n / spec.batch_size)
+    x_train = datamod.to_device(ds.train.images[:n], device, "sigmoid")
+    x_test = datamod.to_device(ds.test.images, device, "sigmoid")
+
+    def fresh() -> Autoencoder:
+        torch.manual_seed(spec.seed)
+        model = create_model(name, ds.input_shape).to(device)
+        assert isinstance(model, Autoencoder)
+        return model
+
+    rows: list[dict[str, Any]] = []
+    for mode in MODES:
+        report(f"{name}: {mode}")
+        model = fresh()
+        if mode == "seed-loop":
+            seconds = seed_loop(model, tv_dataset, device, spec.epochs, spec.batch_size, spec.train_size)
+        else:
+            gen = torch.Generator(device=device).manual_seed(spec.seed)
+            records = train_epochs(
+                model, x_train, None, loss="mse", lr=1e-3, batch_size=spec.batch_size, epochs=spec.epochs,
+                generator=gen, precision=mode.removeprefix("engine-"),
+            )  # fmt: skip
+            seconds = [r.seconds for r in records]
+        timed = _timed(seconds)
+        rows.append({
+            "model": name, "mode": mode, "epoch_s": statistics.median(timed), "epoch_s_min": min(timed),
+            "epoch_s_max": max(timed), "samples_per_s": n / statistics.median(timed),
+            "test_mse": pixel_mse(model, x_test),
+        })  # fmt: skip
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        report(f"{name}: floor {precision}")
+        floor = time_floor(fresh(), ds.input_shape, spec.batch_size, steps, dtype=dtype)
+        rows.append({"model": name, "mode": f"floor-{precision}", "epoch_s": floor["floor_s"],
+                     "samples_per_s": n / floor["floor_s"], **floor})  # fmt: skip
+    _ratios(rows)
+    return rows
+
+
+def _ratios(rows: list[dict[str, Any]]) -> None:
+    """Speed-up over the seed loop; efficiency against the floor of the same precision; MSE ratio."""
+    by_mode = {r["mode"]: r for r in rows}
+    seed = by_mode["seed-loop"]
+    for r in rows:
+        r["speedup_vs_seed_loop"] = seed["epoch_s"] / r["epoch_s"]
+        if r["mode"].startswith("engine-"):
+            floor = by_mode[f"floor-{r['mode'].removeprefix('engine-')}"]
+            r["efficiency"] = floor["epoch_s"] / r["epoch_s"]
+            reference = by_mode["engine-fp32"] if r["mode"] == "engine-bf16" else seed
+            r["mse_vs_reference"] = r["test_mse"] / reference["test_mse"]
+        if r["mode"] == "seed-loop":
+            r["mse_vs_reference"] = 1.0
+
+
+def clock_check(spec: BenchSpec, ds: datamod.Dataset, device: torch.device, model: str = "seed-ae") -> dict[str, Any]:
+    """Does reported throughput match the wall clock? Compare a 1-epoch and a 3-epoch run of `model`."""
+    from aebench.config import RunConfig, model_spec
+    from aebench.engine import run_one
+
+    walls, rates = {}, {}
+    for epochs in (1, 3):
+        cfg = RunConfig(model=model_spec(model), epochs=epochs, train_size=spec.train_size, seed=spec.seed)
+        result = run_one(cfg, device=device, dataset=ds)
+        walls[epochs] = sum(r.seconds for r in result.epochs)
+        rates[epochs] = result.metrics["train_samples_per_s"]
+    n = spec.train_size or len(ds.train.images)
+    predicted = 2 * n / rates[3]
+    measured = walls[3] - walls[1]
+    return {"model": model, "predicted_s": predicted, "measured_s": measured, "ratio": measured / predicted}
+
+
+def run_bench(spec: BenchSpec, report: Report | None = None, check_clock: bool = True) -> dict[str, Any]:
+    """Bench every model in `spec`; returns rows plus the machine it ran on."""
+    report = report or (lambda _msg: None)
+    device = resolve_device(spec.device)
+    for name in spec.models:
+        create_model(name, datamod.PUBLISHED_SHAPES[datamod.check_name(spec.dataset)])  # bad names fail first
+    ds = datamod.load(spec.dataset, allow_download=False)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="aebench-seedloop-") as tmp:
+        tv_dataset = _torchvision_dataset(ds.folder, spec.dataset, Path(tmp))
+        for name in spec.models:
+            rows += bench_model(name, spec, ds, tv_dataset, device, report)
+    result: dict[str, Any] = {
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch_version": torch.__version__,
+        "dataset": spec.dataset,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "train_size": spec.train_size or len(ds.train.images),
+        "rows": rows,
+    }
+    if check_clock:
+        report("clock check: seed-ae, 1 epoch against 3")
+        result["clock_check"] = clock_check(spec, ds, device)
+    return result
+
+
+def save_bench(result: dict[str, Any], results: str | Path) -> Path:
+    """Write the result as JSON under <results>/benchmarks/, named by time (atomic)."""
+    import json
+    from datetime import datetime, timezone
+
+    from aebench.checkpoint import atomic_write
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = Path(results) / "benchmarks" / f"aebench-bench-{stamp}.json"
+    text = json.dumps(result, indent=2) + "\n"
+
+    def write(fh: Any) -> None:
+        fh.write(text.encode())
+
+    atomic_write(path, write)
+    return path

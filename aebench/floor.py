@@ -1,0 +1,124 @@
+"""A model's training floor: only the matrix products a step must do, plus one fused Adam update.
+
+The GEMM shapes come from the model's own layers, recorded by forward hooks on one
+batch: each Linear, Conv2d and ConvTranspose2d contributes its forward product, the
+product for the input's gradient (not for the first layer, whose input needs none) and
+the product for the weight's gradient. Convolutions count as their im2col GEMMs, so the
+floor leaves out im2col itself: it is a lower bound, not a prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aebench.engine import synchronize
+
+
+@dataclass(frozen=True)
+class Gemm:
+    m: int
+    k: int
+    n: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.k * self.n
+
+
+def step_gemms(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> list[Gemm]:
+    """The GEMMs of one training step at `batch_size`, in the order the step would run them."""
+    shapes: list[tuple[nn.Module, torch.Size, torch.Size]] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: shapes.append((mod, inp[0].shape, out.shape)))
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch_size, *input_shape, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    gemms: list[Gemm] = []
+    for i, (mod, inp, out) in enumerate(shapes):
+        if isinstance(mod, nn.Linear):
+            rows, k, n = math.prod(inp[:-1]), mod.in_features, mod.out_features
+        elif isinstance(mod, nn.Conv2d):
+            rows = out[0] * out[2] * out[3]
+            k = mod.in_channels // mod.groups * math.prod(mod.kernel_size)
+            n = mod.out_channels
+        else:  # a transposed conv is the adjoint of a conv on its input grid
+            assert isinstance(mod, nn.ConvTranspose2d)
+            rows, k = inp[0] * inp[2] * inp[3], mod.in_channels
+            n = mod.out_channels // mod.groups * math.prod(mod.kernel_size)
+        gemms.append(Gemm(rows, k, n))  # forward
+        if i > 0:
+            gemms.append(Gemm(rows, n, k))  # gradient of the input
+        gemms.append(Gemm(k, rows, n))  # gradient of the weight
+    return gemms
+
+
+def time_floor(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    steps: int,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+    sample_steps: int = 30,
+) -> dict[str, float]:
+    """Seconds for `steps` steps of the floor: median of `repeats` timings of `sample_steps` steps, scaled.
+
+    Scaling a sample keeps `aebench bench` short; the GEMMs of every step are identical,
+    so nothing but noise separates a sample from the whole epoch.
+    """
+    device = next(model.parameters()).device
+    gemms = step_gemms(model, input_shape, batch_size)
+    operands = [
+        (torch.randn(g.m, g.k, device=device, dtype=dtype), torch.randn(g.k, g.n, device=device, dtype=dtype),
+         torch.empty(g.m, g.n, device=device, dtype=dtype))
+        for g in gemms
+    ]  # fmt: skip
+    params = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    fused = device.type in ("cpu", "cuda")
+    opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
+
+    def one_step() -> None:
+        for a, b, c in operands:
+            torch.mm(a, b, out=c)
+        opt.step()
+
+    gemm_only, total = [], []
+    for _ in range(2):  # warm-up: first-call allocations and kernel selection
+        one_step()
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(sample_steps):
+            for a, b, c in operands:
+                torch.mm(a, b, out=c)
+        synchronize(device)
+        mid = time.perf_counter()
+        for _ in range(sample_steps):
+            opt.step()
+        synchronize(device)
+        end = time.perf_counter()
+        gemm_only.append((mid - start) / sample_steps * steps)
+        total.append((end - start) / sample_steps * steps)
+    return {
+        "floor_s": statistics.median(total),
+        "floor_gemm_s": statistics.median(gemm_only),
+        "floor_adam_s": statistics.median(total) - statistics.median(gemm_only),
+        "floor_gflop_per_step": sum(g.flops for g in gemms) / 1e9,
+    }

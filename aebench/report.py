@@ -1,0 +1,379 @@
+"""`aebench report`: a results store as CSV, tables, plots, report.md and a self-contained index.html.
+
+Only finished (`done`) runs are reported; the others are counted and listed. Runs are grouped
+by config (every config axis but the seed) and each metric is the mean ± std over seeds.
+The store is only read; every file is written atomically, so an interrupted report never
+leaves half a PNG behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import numbers
+import os
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from aebench import latent_plots, plots, report_pages, tables
+from aebench.checkpoint import atomic_write
+from aebench.config import DEPTHS, split_list
+from aebench.errors import BadInput
+from aebench.plots import Skipped
+from aebench.store import open_store
+from aebench.tables import AXES, TABLE_METRICS, findings, summary_tables
+
+FORMATS = ("md", "html")
+PLOTS: tuple[str, ...] = (
+    "learning_curves",
+    "mse_vs_latent",
+    "mse_by_depth",
+    "stride_vs_pool",
+    "pareto_params",
+    "pareto_flops",
+    "throughput",
+    *latent_plots.NAMES,
+)
+PAGES = {"md": "report.md", "html": "index.html"}
+PNG_DPI = 110
+
+
+@dataclass
+class Selection:
+    """The runs a report covers: the `done` ones, their epochs, and what was left out."""
+
+    results: Path
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    left_out: pd.DataFrame
+    where: dict[str, tuple[str, ...]]
+
+
+@dataclass
+class Drawn:
+    name: str
+    caption: str
+    files: list[Path]
+
+
+@dataclass
+class Report:
+    """What `build_report` wrote and why some plots are missing; `summary` is the table shown everywhere."""
+
+    out: Path
+    selection: Selection
+    configs: pd.DataFrame
+    summary: pd.DataFrame
+    best: pd.DataFrame
+    answers: pd.DataFrame
+    findings: list[str]
+    drawn: list[Drawn] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        left = self.selection.left_out
+        return {
+            "out": str(self.out),
+            "runs": len(self.selection.runs),
+            "configs": len(self.configs),
+            "left_out": {str(k): int(v) for k, v in left["status"].value_counts().items()},
+            "where": {k: list(v) for k, v in self.selection.where.items()},
+            "files": [str(p) for p in self.files],
+            "plots": [{"name": d.name, "caption": d.caption, "files": [str(p) for p in d.files]} for d in self.drawn],
+            "skipped": [{"plot": k, "reason": v} for k, v in self.skipped.items()],
+        }
+
+
+# ---- parsing the options ----
+
+
+def _subset(flag: str, text: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    items = split_list(flag, text)
+    for item in items:
+        if item not in allowed:
+            raise BadInput(f"{flag}: unknown value {item!r}; choose from: {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    return _subset("--format", text, FORMATS)
+
+
+def parse_only(text: str | None) -> tuple[str, ...]:
+    return PLOTS if text is None else _subset("--only", text, PLOTS)
+
+
+def parse_where(text: str) -> dict[str, tuple[str, ...]]:
+    """'depth=deep,latent_dim=16|32' -> {'depth': ('deep',), 'latent_dim': ('16', '32')}.
+
+    `|` separates alternatives; a piece with no `=` continues the previous value, so that
+    `hidden=512,256` keeps its comma.
+    """
+    pairs: list[list[str]] = []
+    for piece in text.split(","):
+        if "=" in piece:
+            key, value = piece.split("=", 1)
+            pairs.append([key.strip(), value.strip()])
+        elif pairs and piece.strip():
+            pairs[-1][1] += "," + piece.strip()
+        else:
+            raise BadInput(f"--where: {text!r} is not a comma list of key=value, e.g. depth=deep,latent_dim=16")
+    where: dict[str, tuple[str, ...]] = {}
+    for key, value in pairs:
+        values = tuple(v.strip() for v in value.split("|"))
+        if not key or any(not v for v in values):
+            raise BadInput(f"--where: {key}={value!r} needs a column name and a value, e.g. depth=deep")
+        where[key] = where.get(key, ()) + values
+    return where
+
+
+# ---- reading the store ----
+
+
+def select(results: str | Path, where: str | Mapping[str, Sequence[str]] | None = None) -> Selection:
+    """The runs of `<results>/aebench.db` matching `where` (column = value, bound, never pasted)."""
+    filters = parse_where(where) if isinstance(where, str) else {k: tuple(v) for k, v in (where or {}).items()}
+    with open_store(results, create=False) as store:
+        columns = [str(row[1]) for row in store.conn.execute("PRAGMA table_info(runs)")]
+        for key in filters:
+            if key not in columns:
+                raise BadInput(f"--where: unknown column {key!r}; choose from: {', '.join(columns)}")
+        # The names are checked against the table's own columns above; only values are parameters.
+        clause = " AND ".join(f'"{k}" IN ({", ".join("?" for _ in v)})' for k, v in filters.items())
+        params = [value for values in filters.values() for value in values]
+        sql = f"SELECT * FROM runs {'WHERE ' + clause if clause else ''} ORDER BY claimed_at, run_id"
+        try:
+            runs = pd.read_sql_query(sql, store.conn, params=params)
+        except sqlite3.Error as exc:
+            raise BadInput(f"--where: cannot filter the store by {where!r} ({exc})") from None
+        epochs = store.epochs()
+        path = store.path
+    if runs.empty:
+        if filters:
+            raise BadInput(f"no runs in {path} match --where {_where_text(filters)}")
+        raise BadInput(f"no runs in {path}; run aebench compare first")
+    done = runs[runs["status"] == "done"].reset_index(drop=True)
+    if done.empty:
+        counts = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+        raise BadInput(f"no finished runs to report in {path} ({counts}); run aebench compare to finish them")
+    epochs = epochs[epochs["run_id"].isin(set(done["run_id"]))].reset_index(drop=True)
+    left_out = runs[runs["status"] != "done"].reset_index(drop=True)
+    return Selection(Path(results), done, epochs, left_out, filters)
+
+
+def _where_text(filters: Mapping[str, Sequence[str]]) -> str:
+    return ",".join(f"{k}={'|'.join(v)}" for k, v in filters.items())
+
+
+# ---- grouping by config ----
+
+
+def _sort_key(value: Any, axis: str) -> tuple[int, Any]:
+    if tables.missing(value):
+        return (2, "")
+    if axis == "depth" and value in DEPTHS:
+        return (0, DEPTHS.index(value))
+    return (0, float(value)) if isinstance(value, numbers.Real) else (1, str(value))
+
+
+def by_config(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per config: mean and std of each metric over seeds, the lowest seed's checkpoint."""
+    axes = [a for a in AXES if a in runs.columns]
+    keys = runs[axes].astype(object).where(runs[axes].notna(), None)
+    runs = runs.assign(
+        _key=[
+            json.dumps([tables.axis_value(a, v) for a, v in zip(axes, row, strict=True)])
+            for row in keys.itertuples(index=False)
+        ]
+    )
+    numeric = [c for c in TABLE_METRICS if c in runs.columns]
+    rows = []
+    for _, group in runs.sort_values("seed", kind="stable").groupby("_key", sort=False):
+        first = group.iloc[0]
+        row: dict[str, Any] = {a: first[a] for a in axes}
+        row.update(run_id=first["run_id"], checkpoint=first.get("checkpoint"), seeds=len(group))
+        row["seed_list"] = ",".join(str(int(s)) for s in group["seed"])
+        for metric in numeric:
+            values = pd.to_numeric(group[metric], errors="coerce")
+            row[metric] = values.mean()
+            row[f"{metric}_std"] = values.std() if len(group) > 1 else math.nan
+        row["device_name"] = ", ".join(sorted({str(d) for d in group["device_name"].dropna()}))
+        row["device"] = ", ".join(sorted({str(d) for d in group["device"].dropna()}))
+        rows.append(row)
+    configs = pd.DataFrame(rows)
+    order = sorted(range(len(configs)), key=lambda i: [_sort_key(configs.iloc[i][a], a) for a in axes])
+    configs = configs.iloc[order].reset_index(drop=True)
+    varying = tables.varying_axes(configs)
+    configs["label"] = [tables.label(r, varying) for _, r in configs.iterrows()]
+    configs.attrs["axes"] = varying
+    return configs
+
+
+def learning_curves(selection: Selection, configs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Mean train/test loss per (config, epoch) over seeds for the best MAX_LINES configs; how many were cut."""
+    axes = configs.attrs.get("axes") or tables.varying_axes(configs)
+    labels = {str(r["run_id"]): tables.label(r, axes) for _, r in selection.runs.iterrows()}
+    ep = selection.epochs.assign(label=selection.epochs["run_id"].map(labels))
+    curves = ep.groupby(["label", "epoch"], sort=False)[["train_loss", "test_loss"]].mean().reset_index()
+    ranked = [lab for lab in configs.sort_values("test_mse", kind="stable")["label"] if lab in set(curves["label"])]
+    keep = ranked[: plots.MAX_LINES]
+    curves = curves[curves["label"].isin(keep)]
+    order = {lab: i for i, lab in enumerate(keep)}
+    curves = curves.sort_values(["label", "epoch"], key=lambda s: s.map(order) if s.name == "label" else s)
+    return curves.reset_index(drop=True), len(ranked) - len(keep)
+
+
+# ---- figures ----
+
+
+CAPTIONS = {
+    "learning_curves": "Learning curves: train and test loss per epoch, one line per config (mean over seeds){cut}.",
+    "mse_vs_latent": "Exercise 1: test MSE (left) and linear-probe accuracy (right) against latent dim, one line "
+    "per config{bars}.",
+    "mse_by_depth": "Exercise 5: test MSE by depth at a fixed latent dim (is deeper better?); the number on each "
+    "bar is its parameter count{bars}.",
+    "stride_vs_pool": "Exercise 4: test MSE and parameters of conv configs that differ only in downsampling, "
+    "max-pool against strided conv{bars}.",
+    "pareto_params": "Test MSE against parameters: the red dashed line is the Pareto front, whose configs are named "
+    "in red (no other config is both smaller and better){bars}.",
+    "pareto_flops": "Test MSE against forward FLOPs per image: the red dashed line is the Pareto front, whose "
+    "configs are named in red (no other config is both cheaper and better){bars}.",
+    "throughput": "Training and inference throughput per config in samples/s, measured on {devices}{bars}.",
+}
+
+
+def _charts(selection: Selection, configs: pd.DataFrame) -> dict[str, Callable[[], tuple[Figure, str]]]:
+    """The measurement charts by name, each drawing on call (so --only draws nothing it does not need)."""
+    seeds = int(configs["seeds"].max())
+    curves, cut = learning_curves(selection, configs)
+    devices = ", ".join(sorted({d for ds in configs["device_name"] for d in ds.split(", ") if d}))
+    losses = ", ".join(sorted(set(selection.runs["loss"].dropna())))
+    words = {
+        "bars": f"; error bars: std over {seeds} seeds" if seeds > 1 else "",
+        "cut": f" ({cut} config{'s' if cut > 1 else ''} with higher test MSE left out)" if cut else "",
+        "devices": devices or "an unrecorded device",
+    }
+    draw: dict[str, Callable[[], Figure]] = {
+        "learning_curves": lambda: plots.plot_learning_curves(curves, losses),
+        "mse_vs_latent": lambda: plots.plot_mse_vs_latent(configs),
+        "mse_by_depth": lambda: plots.plot_mse_by_depth(configs),
+        "stride_vs_pool": lambda: plots.plot_stride_vs_pool(configs),
+        "pareto_params": lambda: plots.plot_pareto(configs, "params"),
+        "pareto_flops": lambda: plots.plot_pareto(configs, "flops_per_sample"),
+        "throughput": lambda: plots.plot_throughput(configs, devices),
+    }
+
+    def chart(name: str) -> Callable[[], tuple[Figure, str]]:
+        return lambda: (draw[name](), CAPTIONS[name].format(**words))
+
+    return {name: chart(name) for name in draw}
+
+
+def _bytes(data: bytes) -> Callable[[IO[bytes]], None]:
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    return write
+
+
+def save_figure(fig: Figure, folder: Path, name: str) -> list[Path]:
+    """PNG (for pages) and SVG (for papers), each written atomically; SVG without a date, so reruns diff clean."""
+    paths = []
+    for ext in ("png", "svg"):
+        buf = io.BytesIO()
+        if ext == "png":
+            fig.savefig(buf, format="png", dpi=PNG_DPI, facecolor="white")
+        else:
+            fig.savefig(buf, format="svg", metadata={"Date": None}, facecolor="white")
+        path = folder / f"{name}.{ext}"
+        atomic_write(path, _bytes(buf.getvalue()))
+        _publish(path)
+        paths.append(path)
+    return paths
+
+
+def _publish(path: Path) -> None:
+    """atomic_write's temporary file is private (0600); a report is for reading, so honour the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o666 & ~mask)
+
+
+def write_text(path: Path, text: str) -> Path:
+    atomic_write(path, _bytes(text.encode()))
+    _publish(path)
+    return path
+
+
+# ---- the report ----
+
+
+def build_report(
+    results: str | Path,
+    out: str | Path | None = None,
+    *,
+    formats: Sequence[str] = FORMATS,
+    only: Sequence[str] = PLOTS,
+    where: str | Mapping[str, Sequence[str]] | None = None,
+    data_dir: str | Path | None = None,
+) -> Report:
+    """Read the store, write CSVs, plots and pages to `out` (default `<results>/report`), return what was done."""
+    for name in only:
+        if name not in PLOTS:
+            raise BadInput(f"--only: unknown plot {name!r}; choose from: {', '.join(PLOTS)}")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise BadInput(f"--format: unknown value {fmt!r}; choose from: {', '.join(FORMATS)}")
+    selection = select(results, where)
+    configs = by_config(selection.runs)
+    summary, best, answers = summary_tables(configs)
+    folder = Path(out) if out is not None else Path(results) / "report"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {folder}: cannot create it ({exc.strerror or exc})") from None
+    report = Report(folder, selection, configs, summary, best, answers, findings(configs))
+
+    axes = configs.attrs["axes"]
+    run_labels = [tables.label(r, axes) for _, r in selection.runs.iterrows()]
+    runs_csv = selection.runs.drop(columns=["config_json"], errors="ignore").assign(config=run_labels)
+    report.files.append(write_text(folder / "runs.csv", runs_csv.to_csv(index=False)))
+    by_run = dict(zip(selection.runs["run_id"], run_labels, strict=True))
+    epochs_csv = selection.epochs.assign(config=selection.epochs["run_id"].map(by_run))
+    report.files.append(write_text(folder / "epochs.csv", epochs_csv.to_csv(index=False)))
+
+    charts = _charts(selection, configs)
+    pictures = latent_plots.Pictures(selection.results, configs, data_dir)
+    for name in PLOTS:
+        if name not in only:
+            continue
+        try:
+            fig, caption = charts[name]() if name in charts else pictures.figure(name)
+        except Skipped as exc:
+            report.skipped[name] = str(exc)
+            continue
+        files = save_figure(fig, folder, name)
+        report.drawn.append(Drawn(name, caption, files))
+        report.files += files
+    for fmt in formats:
+        page = report_pages.markdown(report) if fmt == "md" else report_pages.html_page(report)
+        report.files.append(write_text(folder / PAGES[fmt], page))
+    _remove_stale(folder, report)
+    return report
+
+
+def _remove_stale(folder: Path, report: Report) -> None:
+    """Drop plots and pages an earlier report left here that this one did not write, so the folder agrees
+    with its index; only aebench's own file names are touched."""
+    ours = {f"{n}.{ext}" for n in PLOTS for ext in ("png", "svg")} | set(PAGES.values())
+    written = {p.name for p in report.files}
+    for name in sorted(ours - written):
+        (folder / name).unlink(missing_ok=True)

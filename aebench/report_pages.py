@@ -1,0 +1,274 @@
+"""The report as pages: report.md (PNG files beside it), a self-contained index.html, and the terminal table.
+
+Every string that comes from the store (config values, labels, errors, paths) is escaped
+with `html.escape` before it reaches HTML or Markdown: a config value is data, never markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from rich.table import Table
+from rich.text import Text
+
+from aebench import tables
+
+if TYPE_CHECKING:
+    from aebench.report import Report
+
+TITLES = {
+    "learning_curves": "Learning curves",
+    "mse_vs_latent": "Exercise 1: quality against latent dim",
+    "mse_by_depth": "Exercise 5: is deeper better?",
+    "stride_vs_pool": "Exercise 4: stride against pool",
+    "pareto_params": "Quality against parameters (Pareto front)",
+    "pareto_flops": "Quality against FLOPs (Pareto front)",
+    "throughput": "Throughput",
+    "reconstructions": "Reconstructions",
+    "latent_space": "Exercise 2: the 2-d latent space",
+    "latent_grid": "Exercise 2: decoding the latent plane",
+    "interpolation": "Exercise 3: interpolation",
+    "latent_arithmetic": "Exercise 2: latent arithmetic",
+    "feature_maps": "First conv layer's feature maps",
+}
+FILES = {
+    "runs.csv": "one row per reported run: every config axis, every metric, the run's record",
+    "epochs.csv": "one row per run and epoch: train and test loss, seconds, learning rate",
+}
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
+       padding: 1em 2em 4em; color: #1d1d1f; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.meta { color: #555; margin: 0.2em 0; }
+nav { columns: 3; font-size: 14px; margin: 1em 0; } nav a { display: block; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; white-space: nowrap; }
+th { background: #f3f3f5; white-space: normal; vertical-align: bottom; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafafa; } td.best { background: #e3f4e1 !important; font-weight: 600; }
+figure { margin: 1.2em 0 2.2em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #333; margin-top: 0.4em; } li { margin: 0.2em 0; } code { background: #f3f3f5; padding: 0 3px; }
+"""
+
+
+def generated_at() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _md(value: object) -> str:
+    """Text for Markdown: HTML-escaped (renderers pass raw HTML through); pipes, brackets, stars and
+    backticks escaped so a value cannot end a table cell, a link or start emphasis."""
+    text = _e(value).replace("\n", " ")
+    for char in "\\|[]*`_":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _numeric(column: pd.Series) -> bool:
+    return all(str(v)[:1].isdigit() or str(v) == "-" for v in column)
+
+
+def _context_lines(report: Report) -> list[str]:
+    """Plain-text lines saying what the report covers: store, filter, runs left out, where it was measured."""
+    sel = report.selection
+    runs = sel.runs
+    lines = [f"Store {sel.results / 'aebench.db'}: {len(runs)} runs in {len(report.configs)} configs."]
+    if sel.where:
+        lines.append("Filter: --where " + ",".join(f"{k}={'|'.join(v)}" for k, v in sel.where.items()) + ".")
+    if not sel.left_out.empty:
+        counts = ", ".join(f"{n} {s}" for s, n in sel.left_out["status"].value_counts().items())
+        lines.append(f"Left out (not done): {counts}; listed under Runs left out.")
+    for col, what in (("device_name", "Measured on"), ("torch_version", "torch"), ("git_commit", "aebench commit")):
+        values = sorted({str(v) for v in runs.get(col, pd.Series(dtype=object)).dropna()})
+        if values:
+            lines.append(f"{what}: {', '.join(values)}.")
+    return lines
+
+
+def _left_out_rows(report: Report) -> pd.DataFrame:
+    left = report.selection.left_out
+    axes = report.configs.attrs.get("axes", ["arch"])
+    return pd.DataFrame(
+        {
+            "run": [str(r)[:8] for r in left["run_id"]],
+            "config": [tables.label(r, [a for a in axes if a in left.columns]) for _, r in left.iterrows()],
+            "status": left["status"],
+            "error": [("" if tables.missing(e) else str(e)) for e in left.get("error", pd.Series([None] * len(left)))],
+        }
+    )
+
+
+# ---- Markdown ----
+
+
+def _md_table(df: pd.DataFrame, best: pd.DataFrame | None = None) -> str:
+    head = "| " + " | ".join(_md(c) for c in df.columns) + " |"
+    rule = "| " + " | ".join("---:" if _numeric(df[c]) else "---" for c in df.columns) + " |"
+    rows = []
+    for i in df.index:
+        cells = []
+        for c in df.columns:
+            text = _md(df.at[i, c])
+            cells.append(f"**{text}**" if best is not None and bool(best.at[i, c]) else text)
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *rows])
+
+
+def markdown(report: Report) -> str:
+    parts = [
+        "# aebench report",
+        "",
+        *[_md(line) + "  " for line in _context_lines(report)],
+        f"Generated {generated_at()}.",
+        "",
+    ]
+    if report.findings:
+        parts += ["## At a glance", "", *[f"- {_md(f)}" for f in report.findings], ""]
+    if not report.answers.empty:
+        parts += ["## Best config per question", "", _md_table(report.answers), ""]
+    parts += [
+        "## Results by config",
+        "",
+        "Mean ± std over seeds; **bold**: the best in its column.",
+        "",
+        _md_table(report.summary, report.best),
+        "",
+    ]
+    if report.drawn:
+        parts += ["## Plots", ""]
+        for d in report.drawn:
+            parts += [
+                f"### {TITLES[d.name]}",
+                "",
+                f"![{_md(d.caption)}]({d.name}.png)",
+                "",
+                f"*{_md(d.caption)}* ([SVG]({d.name}.svg))",
+                "",
+            ]
+    if report.skipped:
+        parts += ["## Not drawn", "", *[f"- `{n}`: {_md(r)}" for n, r in report.skipped.items()], ""]
+    if not report.selection.left_out.empty:
+        parts += ["## Runs left out", "", _md_table(_left_out_rows(report)), ""]
+    parts += ["## Files", "", *[f"- [{n}]({n}): {w}" for n, w in FILES.items()], ""]
+    return "\n".join(parts)
+
+
+# ---- HTML ----
+
+
+def _html_table(df: pd.DataFrame, best: pd.DataFrame | None = None) -> str:
+    numeric = {c: _numeric(df[c]) for c in df.columns}
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    rows = []
+    for i in df.index:
+        cells = []
+        for c in df.columns:
+            classes = " ".join(
+                k for k, on in (("num", numeric[c]), ("best", best is not None and bool(best.at[i, c]))) if on
+            )
+            cells.append(f'<td class="{classes}">{_e(df.at[i, c])}</td>' if classes else f"<td>{_e(df.at[i, c])}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def html_page(report: Report) -> str:
+    """One file that opens from disk: CSS inline, every PNG inline as a data URI."""
+    body = [
+        "<h1>aebench report</h1>",
+        *[f'<p class="meta">{_e(line)}</p>' for line in _context_lines(report)],
+        f'<p class="meta">Generated {_e(generated_at())}.</p>',
+    ]
+    toc = [
+        ("glance", "At a glance", bool(report.findings)),
+        ("best", "Best config per question", True),
+        ("table", "Results by config", True),
+        *[(d.name, TITLES[d.name], True) for d in report.drawn],
+        ("skipped", "Not drawn", bool(report.skipped)),
+        ("left", "Runs left out", not report.selection.left_out.empty),
+        ("files", "Files", True),
+    ]
+    body.append("<nav>" + "".join(f'<a href="#{_e(k)}">{_e(t)}</a>' for k, t, on in toc if on) + "</nav>")
+    if report.findings:
+        items = "".join(f"<li>{_e(f)}</li>" for f in report.findings)
+        body.append(f'<h2 id="glance">At a glance</h2><ul>{items}</ul>')
+    body.append(f'<h2 id="best">Best config per question</h2>{_html_table(report.answers)}')
+    body.append(
+        '<h2 id="table">Results by config</h2><p>Mean ± std over seeds; highlighted: the best in its column.'
+        f"</p>{_html_table(report.summary, report.best)}"
+    )
+    if report.drawn:
+        body.append("<h2>Plots</h2>")
+    for d in report.drawn:
+        png = next(p for p in d.files if p.suffix == ".png")
+        body.append(
+            f'<figure id="{_e(d.name)}"><h3>{_e(TITLES[d.name])}</h3>'
+            f'<img src="{_data_uri(png)}" alt="{_e(d.caption)}">'
+            f'<figcaption>{_e(d.caption)} <a href="{_e(d.name)}.svg">SVG</a></figcaption></figure>'
+        )
+    if report.skipped:
+        items = "".join(f"<li><code>{_e(n)}</code>: {_e(r)}</li>" for n, r in report.skipped.items())
+        body.append(f'<h2 id="skipped">Not drawn</h2><ul>{items}</ul>')
+    if not report.selection.left_out.empty:
+        body.append(f'<h2 id="left">Runs left out</h2>{_html_table(_left_out_rows(report))}')
+    items = "".join(f'<li><a href="{_e(n)}">{_e(n)}</a>: {_e(w)}</li>' for n, w in FILES.items())
+    body.append(f'<h2 id="files">Files</h2><ul>{items}</ul>')
+    title = f"aebench report: {report.selection.results}"
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
+        f"<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+# ---- terminal ----
+
+
+# Left out of the terminal table, which has to fit a terminal; the pages and runs.csv have them.
+TERMINAL_HIDDEN = {"latent", "compression (×)", "epoch (s)", "peak mem (MB)", "peak RSS (MB)"}
+
+
+def rich_table(report: Report) -> Table:
+    """The per-config summary for the terminal, the best cell of each column in bold green."""
+    sel = report.selection
+    columns = [c for c in report.summary.columns if c not in TERMINAL_HIDDEN]
+    table = Table(
+        title=f"aebench report: {len(sel.runs)} runs in {len(report.configs)} configs "
+        f"(mean ± std over seeds; bold: best)",
+        caption="every column, with latent size, compression, epoch time and memory: report.md, index.html",
+    )
+    for col in columns:
+        table.add_column(str(col), justify="right" if _numeric(report.summary[col]) else "left", no_wrap=True)
+    for i in report.summary.index:
+        cells = [
+            Text(str(report.summary.at[i, c]), style="bold green" if report.best.at[i, c] else "") for c in columns
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def summary_lines(report: Report) -> list[str]:
+    """What was written and what was not, for the terminal after the table."""
+    lines = [*report.findings, *_context_lines(report)[1:]]
+    pages = [p.name for p in report.files if p.suffix in (".md", ".html")]
+    lines.append(
+        f"wrote {len(report.files)} files to {report.out}: {', '.join([*pages, 'runs.csv', 'epochs.csv'])} "
+        f"and {len(report.drawn)} plots as PNG and SVG"
+    )
+    lines += [f"not drawn: {name}: {reason}" for name, reason in report.skipped.items()]
+    if "index.html" in pages:
+        lines.append(f"open {report.out / 'index.html'} in a browser (no server needed)")
+    return lines

@@ -1,0 +1,63 @@
+"""`aebench bench` and the floor: what they compute, never how fast (timings live in benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aebench.bench import BenchSpec, run_bench
+from aebench.cli import app
+from aebench.floor import Gemm, step_gemms
+from aebench.registry import create_model
+
+
+def test_seed_ae_step_gemms_come_from_its_layer_shapes() -> None:
+    gemms = step_gemms(create_model("seed-ae", (1, 28, 28)), (1, 28, 28), 128)
+    # per Linear: forward (B x in x out), input gradient (not for the first), weight gradient (in x B x out)
+    assert gemms == [
+        Gemm(128, 784, 400), Gemm(784, 128, 400),
+        Gemm(128, 400, 20), Gemm(128, 20, 400), Gemm(400, 128, 20),
+        Gemm(128, 20, 400), Gemm(128, 400, 20), Gemm(20, 128, 400),
+        Gemm(128, 400, 784), Gemm(128, 784, 400), Gemm(400, 128, 784),
+    ]  # fmt: skip
+    forward = 2 * 128 * (784 * 400 + 400 * 20 + 20 * 400 + 400 * 784)
+    assert sum(g.flops for g in gemms) == 3 * forward - 2 * 128 * 784 * 400  # no input gradient for layer 1
+
+
+def test_conv_gemms_are_im2col_shaped() -> None:
+    gemms = step_gemms(create_model("seed-conv", (1, 28, 28)), (1, 28, 28), 8)
+    assert gemms[0] == Gemm(8 * 28 * 28, 1 * 9, 16)  # Conv2d(1, 16, 3) on 28x28
+    assert gemms[2] == Gemm(8 * 14 * 14, 16, 1 * 4)  # ConvTranspose2d(16, 1, 2) from 14x14
+
+
+@pytest.mark.slow
+def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
+    result = run_bench(BenchSpec(models=("seed-ae",), epochs=1, train_size=512, device="cpu"), check_clock=False)
+    rows = {r["mode"]: r for r in result["rows"]}
+    assert set(rows) == {"seed-loop", "engine-fp32", "engine-bf16", "floor-fp32", "floor-bf16"}
+    seed = rows["seed-loop"]
+    for r in rows.values():
+        assert r["epoch_s"] > 0
+        assert r["speedup_vs_seed_loop"] == pytest.approx(seed["epoch_s"] / r["epoch_s"])
+    assert rows["engine-fp32"]["efficiency"] == pytest.approx(
+        rows["floor-fp32"]["epoch_s"] / rows["engine-fp32"]["epoch_s"]
+    )
+    assert rows["engine-bf16"]["mse_vs_reference"] == pytest.approx(
+        rows["engine-bf16"]["test_mse"] / rows["engine-fp32"]["test_mse"]
+    )
+    assert 0 < rows["engine-fp32"]["test_mse"] < 0.2 and 0 < seed["test_mse"] < 0.2
+
+
+def test_bench_cli_saves_json_and_refuses_bad_models(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["bench", "--models", "seed-ae,nope", "--results", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "unknown arch 'nope'" in bad.stderr and not (tmp_path / "r").exists()
+    args = ["--models", "seed-conv", "--epochs", "1", "--train-size", "256", "--device", "cpu", "--no-clock-check"]
+    res = runner.invoke(app, ["bench", *args, "--results", str(tmp_path / "r"), "--json"])
+    assert res.exit_code == 0, res.output
+    saved = Path(json.loads(res.stdout)["saved"])
+    assert saved.parent == tmp_path / "r" / "benchmarks"
+    assert len(json.loads(saved.read_text())["rows"]) == 5

@@ -1,0 +1,68 @@
+"""A stacked run must equal the independent runs it replaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aebench import data
+from aebench.config import RunConfig, model_spec
+from aebench.engine import train_epochs
+from aebench.registry import create_model
+from aebench.stacked import stack_key, stackable, train_stacked
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.mark.parametrize(("arch", "options"), [("seed-ae", {}), ("conv", {"depth": "shallow", "latent_dim": 8})])
+def test_stacked_equals_independent_runs(fashion_mnist: data.Dataset, arch: str, options: dict[str, object]) -> None:
+    cpu = torch.device("cpu")
+    x = data.to_device(fashion_mnist.train.images[:600], cpu, "sigmoid")
+    x_test = data.to_device(fashion_mnist.test.images[:300], cpu, "sigmoid")
+
+    def build(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return create_model(arch, (1, 28, 28), **options)
+
+    independent = []
+    for seed in SEEDS:
+        model = build(seed)
+        records = train_epochs(model, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=2,
+                               generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        independent.append((model, records))
+    models = [build(seed) for seed in SEEDS]
+    stacked = train_stacked(models, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=2,
+                            generators=[torch.Generator().manual_seed(s) for s in SEEDS])  # fmt: skip
+    for (model, records), stacked_model, stacked_records in zip(independent, models, stacked, strict=True):
+        for a, b in zip(records, stacked_records, strict=True):
+            assert b.train_loss == pytest.approx(a.train_loss, rel=1e-4)
+            assert b.test_loss == pytest.approx(a.test_loss, rel=1e-4)
+        for p, q in zip(model.parameters(), stacked_model.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-5)
+    assert len({r[-1].train_loss for r in stacked}) == len(SEEDS)  # three different runs, not one copied
+
+
+def test_what_can_be_stacked() -> None:
+    plain = RunConfig(model=model_spec("fc", depth="shallow"))
+    assert stackable(plain, create_model("fc", (1, 28, 28), depth="shallow"))
+    assert not stackable(plain, create_model("seed-deep", (1, 28, 28)))  # BatchNorm and Dropout
+    assert not stackable(RunConfig(model=model_spec("fc"), grad_clip=1.0), create_model("fc", (1, 28, 28)))
+    assert stack_key(plain) == stack_key(RunConfig(model=model_spec("fc", depth="shallow"), seed=5))
+    assert stack_key(plain) != stack_key(RunConfig(model=model_spec("fc", depth="shallow"), lr=1e-2))
+
+
+def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
+    from aebench.config import GridSpec, ModelSpec
+    from aebench.runner import run_grid
+
+    configs = GridSpec(depths=("shallow",), seeds=3, base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
+                       train_size=800)).expand()  # fmt: skip
+    stacked = run_grid(configs, tmp_path / "stacked", device="cpu", allow_download=False)
+    plain = run_grid(configs, tmp_path / "plain", device="cpu", allow_download=False, stack=False)
+    assert [o.row["stack_size"] for o in stacked] == [3, 3, 3]
+    assert [o.row["stack_size"] for o in plain] == [1, 1, 1]
+    for s, p in zip(stacked, plain, strict=True):
+        assert s.run_id == p.run_id and s.status == p.status == "done"
+        assert s.row["test_mse"] == pytest.approx(p.row["test_mse"], rel=1e-4)
