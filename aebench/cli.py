@@ -39,6 +39,8 @@ class _OneLineErrors(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except ClickException as exc:
+            if not exc.format_message().strip():  # no arguments: the help was printed, nothing went wrong
+                sys.exit(0)
             _fail(exc.format_message(), exc.exit_code)
         except Abort:
             _fail("aborted", 1)
@@ -77,7 +79,7 @@ def _errors(debug: bool, as_json: bool = False) -> Iterator[None]:
         done = sum(o.status == "done" for o in exc.outcomes)
         err.print(
             f"interrupted: {len(exc.outcomes)} of {exc.total} runs passed ({done} done and stored); "
-            "the run in flight was dropped; rerun the same command to train the rest",
+            "runs in flight were dropped; rerun the same command to train the rest",
             highlight=False,
         )
         sys.exit(130)
@@ -283,7 +285,7 @@ def compare(
     lrs: Annotated[str, typer.Option(help="Comma list of learning rates.")] = "0.001",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "128",
     datasets: Annotated[
-        str, typer.Option(help="Comma list of datasets: fashion-mnist, mnist, kmnist.")
+        str, typer.Option("--datasets", "--dataset", help="Comma list of datasets: fashion-mnist, mnist, kmnist.")
     ] = "fashion-mnist",
     seeds: Annotated[int, typer.Option(help="Seeds per cell (seed, seed+1, ...), for error bars.")] = 1,
     hidden: Hidden = None,

@@ -27,11 +27,11 @@ import torch
 from aebench import checkpoint
 from aebench import data as datamod
 from aebench.config import DEVICES, RunConfig, check_choice, check_number
-from aebench.engine import resolve_device, run_one
+from aebench.engine import RunResult, resolve_device, run_one, run_stack
 from aebench.errors import AebenchError, BadInput, Diverged
 from aebench.model import Autoencoder
 from aebench.registry import create_model
-from aebench.runner import GridInterrupted, GridJob, Outcome, failure_reason, run_local
+from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, failure_reason, run_local
 from aebench.store import HEARTBEAT_EVERY_S
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'aebench[ray]'"
@@ -134,12 +134,29 @@ def train_cell(config: RunConfig, device: torch.device, dataset: datamod.Dataset
         return {"status": "diverged", "error": str(exc), "diverged_epoch": exc.epoch}
     except (AebenchError, RuntimeError, ValueError) as exc:  # e.g. CUDA out of memory
         return {"status": "failed", "error": failure_reason(exc)}
+    return _done(result)
+
+
+def _done(result: RunResult) -> dict[str, Any]:
     return {
         "status": "done",
         "metrics": result.metrics,
         "epochs": [asdict(r) for r in result.epochs],
         "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
     }
+
+
+def train_cells(
+    configs: list[RunConfig], device: torch.device, dataset: datamod.Dataset, train: TrainFn = train_cell
+) -> list[dict[str, Any]]:
+    """Train a group of cells that differ only in their seed as one stack, as the local runner does;
+    if the stack fails or a run in it diverges, train them one by one, so each gets its own status."""
+    if len(configs) > 1:
+        try:
+            return [_done(r) for r in run_stack(configs, device=device, dataset=dataset)]
+        except (AebenchError, RuntimeError, ValueError):
+            pass
+    return [train(c, device, dataset) for c in configs]
 
 
 class CellTrainer:
@@ -159,28 +176,30 @@ class CellTrainer:
         self.allow_download = allow_download
         self.train_fn = train or train_cell
 
-    def train(self, config: dict[str, Any]) -> dict[str, Any]:
-        cfg = RunConfig.from_dict(config)
+    def train(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Train one cell, or one stack of cells; a payload per cell, in order."""
+        cells = [RunConfig.from_dict(c) for c in configs]
         dev = resolve_device(self.device_name)
         if dev.type == "cpu":
             torch.set_num_threads(self.threads)  # the CPUs Ray gave this worker, not every core of its node
         try:
-            dataset = worker_dataset(cfg.dataset, self.data_dir, self.allow_download)
+            dataset = worker_dataset(cells[0].dataset, self.data_dir, self.allow_download)
         except AebenchError as exc:
-            return {"status": "failed", "error": f"on {os.uname().nodename}: {exc}"}
-        payload = self.train_fn(cfg, dev, dataset)
+            return [{"status": "failed", "error": f"on {os.uname().nodename}: {exc}"} for _ in cells]
+        payloads = train_cells(cells, dev, dataset, self.train_fn)
         if dev.type == "cuda":
             torch.cuda.empty_cache()  # leave the shared GPU's memory to the runs beside this one
-        payload["worker"] = {"pid": os.getpid(), "host": os.uname().nodename, "dataset_loads": _LOADS}
-        return payload
+        for payload in payloads:
+            payload["worker"] = {"pid": os.getpid(), "host": os.uname().nodename, "dataset_loads": _LOADS}
+        return payloads
 
 
 @dataclass
 class _Flight:
-    """A Ray grid under way: idle workers, cells in flight (ObjectRef -> index, config, worker), outcomes."""
+    """A Ray grid under way: idle workers, cells in flight (ObjectRef -> indices, configs, worker), outcomes."""
 
     idle: list[Any]
-    in_flight: dict[Any, tuple[int, RunConfig, Any]] = field(default_factory=dict)
+    in_flight: dict[Any, tuple[list[int], list[RunConfig], Any]] = field(default_factory=dict)
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     beat: float = field(default_factory=time.monotonic)  # when the claims in flight were last heartbeaten
 
@@ -190,7 +209,8 @@ class _Flight:
 
 @register_executor("ray")
 class RayExecutor(Executor):
-    """Cells on a Ray cluster: one actor per slot the cluster has room for, one cell in flight per actor.
+    """Cells on a Ray cluster: one actor per slot the cluster has room for, one cell in flight per actor
+    (or one stack of cells that differ only in their seed, trained as one model as the local executor does).
 
     A cell is claimed only when it is sent to an idle actor, so a second driver (or a local
     `compare`) on the same store takes the cells this one has not reached yet. A worker that
@@ -312,14 +332,20 @@ class RayExecutor(Executor):
     def run(self, job: GridJob) -> list[Outcome]:
         store, events = job.store, job.events
         grid = _Flight(idle=[self._new_actor(job) for _ in range(self.slots)])
+        index_of = {c.run_id: i for i, c in enumerate(job.configs)}
+        stacks = _stacks(job) if job.stack else {}  # cells that differ only in their seed go to a worker together
+        handled: set[str] = set()  # skipped, in flight or recorded
 
         def skipped(index: int, cfg: RunConfig) -> None:
             status = store.status(cfg.run_id) or "running"
             grid.outcomes[index] = Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})
+            handled.add(cfg.run_id)
             events.run_end(grid.outcomes[index])
 
         try:
             for index, cfg in enumerate(job.configs):
+                if cfg.run_id in handled:
+                    continue  # sent with an earlier cell's stack
                 if cfg.run_id in job.finished:
                     skipped(index, cfg)
                     continue
@@ -328,14 +354,19 @@ class RayExecutor(Executor):
                 if not store.claim(cfg):  # done or held by another process since we looked
                     skipped(index, cfg)
                     continue
+                mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in handled and store.claim(c)]
+                group = [cfg, *mates]
+                handled.update(c.run_id for c in group)
                 events.run_start(index, cfg)
                 actor = grid.idle.pop()
-                grid.in_flight[actor.train.remote(cfg.to_dict())] = (index, cfg, actor)
+                ref = actor.train.remote([c.to_dict() for c in group])
+                grid.in_flight[ref] = ([index_of[c.run_id] for c in group], group, actor)
             while grid.in_flight:
                 self._wait(job, grid)
         except KeyboardInterrupt:
-            for _, cfg, _ in grid.in_flight.values():
-                store.release(cfg.run_id)  # no-op for one stored just before; the actors die with the session
+            for _, group, _ in grid.in_flight.values():
+                for cfg in group:
+                    store.release(cfg.run_id)  # no-op for one stored just before; the actors die with the session
             raise GridInterrupted(grid.in_order(), len(job.configs)) from None
         return grid.in_order()
 
@@ -343,26 +374,29 @@ class RayExecutor(Executor):
         """Record the cells that finish within a while; keep the claims of the others alive."""
         ready, _ = self.ray.wait(list(grid.in_flight), num_returns=1, timeout=HEARTBEAT_EVERY_S / 3)
         for ref in ready:
-            index, cfg, actor = grid.in_flight[ref]
-            payload, worker_alive = self._collect(ref)
-            grid.outcomes[index] = self._record(job, cfg, payload)
+            indices, group, actor = grid.in_flight[ref]
+            payloads, worker_alive = self._collect(ref, len(group))
+            for index, cfg, payload in zip(indices, group, payloads, strict=True):
+                grid.outcomes[index] = self._record(job, cfg, payload)
             del grid.in_flight[ref]
             grid.idle.append(actor if worker_alive else self._replace(actor, job))
-            job.events.run_end(grid.outcomes[index])
+            for index in indices:
+                job.events.run_end(grid.outcomes[index])
         if time.monotonic() - grid.beat > HEARTBEAT_EVERY_S:  # the claims are alive: the driver is
-            for _, cfg, _ in grid.in_flight.values():
-                job.store.heartbeat(cfg.run_id)
+            for _, group, _ in grid.in_flight.values():
+                for cfg in group:
+                    job.store.heartbeat(cfg.run_id)
             grid.beat = time.monotonic()
 
-    def _collect(self, ref: Any) -> tuple[dict[str, Any], bool]:
-        """A finished call's payload, and whether its worker lives on (an error raised in it leaves it alive)."""
+    def _collect(self, ref: Any, cells: int) -> tuple[list[dict[str, Any]], bool]:
+        """A finished call's payloads, and whether its worker lives on (an error raised in it leaves it alive)."""
         exceptions = self.ray.exceptions
         try:
             return self.ray.get(ref), True
         except exceptions.RayTaskError as exc:
-            return {"status": "failed", "error": ray_failure(exc)}, True
+            return [{"status": "failed", "error": ray_failure(exc)}] * cells, True
         except exceptions.RayError as exc:  # the worker process or its node is gone: ActorDiedError, OOM kill, ...
-            return {"status": "failed", "error": ray_failure(exc)}, False
+            return [{"status": "failed", "error": ray_failure(exc)}] * cells, False
 
     def _record(self, job: GridJob, cfg: RunConfig, payload: dict[str, Any]) -> Outcome:
         """Store what a worker sent back (or that it died), as the local runner would have."""

@@ -12,7 +12,6 @@ import io
 import json
 import math
 import numbers
-import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,21 +294,12 @@ def save_figure(fig: Figure, folder: Path, name: str) -> list[Path]:
             fig.savefig(buf, format="svg", metadata={"Date": None}, facecolor="white")
         path = folder / f"{name}.{ext}"
         atomic_write(path, _bytes(buf.getvalue()))
-        _publish(path)
         paths.append(path)
     return paths
 
 
-def _publish(path: Path) -> None:
-    """atomic_write's temporary file is private (0600); a report is for reading, so honour the umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    path.chmod(0o666 & ~mask)
-
-
 def write_text(path: Path, text: str) -> Path:
     atomic_write(path, _bytes(text.encode()))
-    _publish(path)
     return path
 
 

@@ -26,13 +26,14 @@ from aebench.runner import run_grid
 from aebench.store import open_store
 
 cli = CliRunner()
-GRID = ["--depths", "shallow", "--latent-dims", "2,3", "--epochs", "1", "--train-size", "1000", "--device", "cpu",
-        "--no-download"]  # fmt: skip
+# two latent dims x two seeds: two stacks of two seeds each (the local executor stacks them, and so does Ray)
+GRID = ["--depths", "shallow", "--latent-dims", "2,3", "--seeds", "2", "--epochs", "1", "--train-size", "1000",
+        "--device", "cpu", "--no-download"]  # fmt: skip
 
 
-def _configs(*latent_dims: int) -> list[RunConfig]:
+def _configs(*latent_dims: int, seeds: int = 1) -> list[RunConfig]:
     base = RunConfig(model=ModelSpec(arch="fc"), epochs=1, train_size=1000)
-    return GridSpec(depths=("shallow",), latent_dims=latent_dims, base=base).expand()
+    return GridSpec(depths=("shallow",), latent_dims=latent_dims, seeds=seeds, base=base).expand()
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +107,10 @@ def test_ray_grid_stores_what_the_local_executor_stores(
     tmp_path: Path, ray_up: Any, fashion_mnist: object, one_thread: None
 ) -> None:
     local, remote = tmp_path / "local", tmp_path / "ray"
-    run_grid(_configs(2, 3), local, device="cpu", allow_download=False)
+    run_grid(_configs(2, 3, seeds=2), local, device="cpu", allow_download=False)
     res = cli.invoke(app, ["compare", *GRID, "--executor", "ray", "--results", str(remote), "--json"])
     assert res.exit_code == 0, res.output
-    assert [r["status"] for r in json.loads(res.stdout)] == ["done", "done"]
+    assert [r["status"] for r in json.loads(res.stdout)] == ["done"] * 4
     with open_store(local, create=False) as a, open_store(remote, create=False) as b:
         want, got = a.runs().set_index("run_id"), b.runs().set_index("run_id")
         assert sorted(want.index) == sorted(got.index)  # same configs, same run ids
@@ -119,6 +120,7 @@ def test_ray_grid_stores_what_the_local_executor_stores(
             for metric in ("test_mse", "test_psnr", "test_ssim"):
                 assert got.loc[run_id, metric] == pytest.approx(want.loc[run_id, metric], rel=1e-4)
             assert got.loc[run_id, "params"] == want.loc[run_id, "params"]
+            assert got.loc[run_id, "stack_size"] == want.loc[run_id, "stack_size"] == 2  # trained as a stack on Ray too
             assert got.loc[run_id, "config_json"] == want.loc[run_id, "config_json"]
             assert got.loc[run_id, "pid"] != os.getpid()  # trained in a Ray worker, stored by this process
             curves = a.epochs(run_id), b.epochs(run_id)
@@ -128,8 +130,8 @@ def test_ray_grid_stores_what_the_local_executor_stores(
 
     again = cli.invoke(app, ["compare", *GRID, "--executor", "ray", "--results", str(remote), "--json"])
     assert again.exit_code == 0, again.output
-    assert "2 of 2 runs already done in the store: skipped" in again.stderr
-    assert [(r["status"], r["skipped"]) for r in json.loads(again.stdout)] == [("done", True)] * 2
+    assert "4 of 4 runs already done in the store: skipped" in again.stderr
+    assert [(r["status"], r["skipped"]) for r in json.loads(again.stdout)] == [("done", True)] * 4
     with open_store(remote, create=False) as b:
         assert b.runs()["finished_at"].tolist() == got["finished_at"].tolist()  # nothing trained again
 
