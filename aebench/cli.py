@@ -645,6 +645,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell starts background jobs with SIGINT ignored, and Python then leaves it ignored;
+    # an explicit SIGINT (Ctrl-C, `kill -INT`, a CI runner) must still stop a grid cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app(args=argv)
 
 
