@@ -24,14 +24,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from aebench import checkpoint
 from aebench import data as datamod
 from aebench.config import DEVICES, RunConfig, check_choice, check_number
 from aebench.engine import RunResult, resolve_device, run_one, run_stack
 from aebench.errors import AebenchError, BadInput, Diverged
 from aebench.model import Autoencoder
 from aebench.registry import create_model
-from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, failure_reason, run_local
+from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, failure_reason, record_done, run_local
 from aebench.store import HEARTBEAT_EVERY_S
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'aebench[ray]'"
@@ -413,9 +412,7 @@ class RayExecutor(Executor):
         model = create_model(cfg.model.arch, shape, **cfg.model.builder_options())
         assert isinstance(model, Autoencoder)
         model.load_state_dict(payload["state_dict"])
-        path = checkpoint.save(job.results, cfg, model)  # before the row: a done run always has its checkpoint
-        store.finish(cfg, "done", payload["metrics"], payload["epochs"], checkpoint=str(path.relative_to(job.results)))
-        return Outcome(cfg, "done", row=store.run(cfg.run_id) or {})
+        return record_done(store, job.results, cfg, model, payload["metrics"], payload["epochs"])
 
 
 def ray_failure(exc: BaseException) -> str:

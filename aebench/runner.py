@@ -19,6 +19,7 @@ from aebench import data as datamod
 from aebench.config import RunConfig
 from aebench.engine import Progress, run_one
 from aebench.errors import AebenchError, BadInput, Diverged
+from aebench.model import Autoencoder
 from aebench.registry import create_model
 from aebench.store import DB_NAME, FINISHED, HEARTBEAT_EVERY_S, Store, open_store
 
@@ -207,13 +208,7 @@ def _train_stack_claimed(
         results_ = run_stack(group, device=dev, dataset=dataset, progress=progress)
     except (AebenchError, RuntimeError, ValueError):
         return [_train_claimed(store, results, cfg, dev, dataset, progress) for cfg in group]
-    outcomes = []
-    for result in results_:
-        cfg = result.config
-        path = checkpoint.save(results, cfg, result.model)
-        store.finish(cfg, "done", result.metrics, _epoch_rows(result.epochs), checkpoint=str(path.relative_to(results)))
-        outcomes.append(Outcome(cfg, "done", row=store.run(cfg.run_id) or {}))
-    return outcomes
+    return [record_done(store, results, r.config, r.model, r.metrics, _epoch_rows(r.epochs)) for r in results_]
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -254,6 +249,19 @@ def _train_claimed(
         reason = failure_reason(exc)
         store.finish(cfg, "failed", {}, error=reason)
         return Outcome(cfg, "failed", error=reason, row=store.run(cfg.run_id) or {})
-    path = checkpoint.save(results, cfg, result.model)  # before the row: a done run always has its checkpoint
-    store.finish(cfg, "done", result.metrics, _epoch_rows(result.epochs), checkpoint=str(path.relative_to(results)))
+    return record_done(store, results, cfg, result.model, result.metrics, _epoch_rows(result.epochs))
+
+
+def record_done(
+    store: Store,
+    results: Path,
+    cfg: RunConfig,
+    model: torch.nn.Module,
+    metrics: dict[str, Any],
+    epochs: Sequence[Mapping[str, Any]],
+) -> Outcome:
+    """Store a finished run: its checkpoint first, so a done row always has one, then the row."""
+    assert isinstance(model, Autoencoder)
+    path = checkpoint.save(results, cfg, model)
+    store.finish(cfg, "done", metrics, epochs, checkpoint=str(path.relative_to(results)))
     return Outcome(cfg, "done", row=store.run(cfg.run_id) or {})
