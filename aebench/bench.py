@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from aebench import data as datamod
+from aebench.config import RunConfig, model_spec
 from aebench.engine import device_name, resolve_device, synchronize, train_epochs
 from aebench.floor import time_floor
 from aebench.metrics import pixel_mse
 from aebench.model import Autoencoder
 from aebench.registry import create_model
+from aebench.stacked import stackable, train_stacked
 
 SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
-MODES = ("seed-loop", "engine-fp32", "engine-bf16")
 Report = Callable[[str], None]
 
 
@@ -41,6 +42,28 @@ class BenchSpec:
     train_size: int | None = None
     device: str = "auto"
     seed: int = 0
+    stack: int = 0  # also train this many seeds of each stackable model as one stack (0: no)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of training a model in the bench."""
+
+    name: str
+    precision: str = "fp32"
+    cuda_graph: bool = True
+    stack: int = 1
+
+
+def modes(spec: BenchSpec, device: torch.device, stackable: bool) -> list[Mode]:
+    """The seed loop and the engine in fp32 and bf16; on CUDA also the engine without its graph
+    (what the graph buys); with --stack, a stack of that many seeds in fp32."""
+    out = [Mode("seed-loop"), Mode("engine-fp32"), Mode("engine-bf16", "bf16")]
+    if device.type == "cuda":
+        out.insert(2, Mode("engine-fp32-eager", cuda_graph=False))
+    if spec.stack > 1 and stackable:
+        out.append(Mode(f"engine-fp32-stack{spec.stack}", stack=spec.stack))
+    return out
 
 
 def _torchvision_dataset(folder: Path, name: str, root: Path) -> Any:
@@ -103,50 +126,62 @@ def bench_model(
     x_train = datamod.to_device(ds.train.images[:n], device, "sigmoid")
     x_test = datamod.to_device(ds.test.images, device, "sigmoid")
 
-    def fresh() -> Autoencoder:
-        torch.manual_seed(spec.seed)
+    def fresh(seed: int = spec.seed) -> Autoencoder:
+        torch.manual_seed(seed)
         model = create_model(name, ds.input_shape).to(device)
         assert isinstance(model, Autoencoder)
         return model
 
     rows: list[dict[str, Any]] = []
-    for mode in MODES:
-        report(f"{name}: {mode}")
+    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), fresh())):
+        report(f"{name}: {mode.name}")
         model = fresh()
-        if mode == "seed-loop":
+        if mode.name == "seed-loop":
             seconds = seed_loop(model, tv_dataset, device, spec.epochs, spec.batch_size, spec.train_size)
+        elif mode.stack > 1:
+            models = [model, *(fresh(spec.seed + i) for i in range(1, mode.stack))]
+            records = train_stacked(
+                models, x_train, None, losses=["mse"] * mode.stack, lrs=[1e-3] * mode.stack,
+                batch_size=spec.batch_size, epochs=spec.epochs,
+                generators=[torch.Generator(device=device).manual_seed(spec.seed + i) for i in range(mode.stack)],
+            )  # fmt: skip
+            seconds = [r.seconds for r in records[0]]
         else:
             gen = torch.Generator(device=device).manual_seed(spec.seed)
-            records = train_epochs(
+            records1 = train_epochs(
                 model, x_train, None, loss="mse", lr=1e-3, batch_size=spec.batch_size, epochs=spec.epochs,
-                generator=gen, precision=mode.removeprefix("engine-"),
+                generator=gen, precision=mode.precision, cuda_graph=mode.cuda_graph,
             )  # fmt: skip
-            seconds = [r.seconds for r in records]
+            seconds = [r.seconds for r in records1]
         timed = _timed(seconds)
+        epoch_s = statistics.median(timed)
         rows.append({
-            "model": name, "mode": mode, "epoch_s": statistics.median(timed), "epoch_s_min": min(timed),
-            "epoch_s_max": max(timed), "samples_per_s": n / statistics.median(timed),
-            "test_mse": pixel_mse(model, x_test),
+            "model": name, "mode": mode.name, "precision": mode.precision, "stack": mode.stack,
+            "epoch_s": epoch_s, "epoch_s_min": min(timed), "epoch_s_max": max(timed),
+            "model_epoch_s": epoch_s / mode.stack, "samples_per_s": n * mode.stack / epoch_s,
+            "test_mse": pixel_mse(model, x_test),  # for a stack: its first run, the same seed as the other rows
         })  # fmt: skip
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         report(f"{name}: floor {precision}")
         floor = time_floor(fresh(), ds.input_shape, spec.batch_size, steps, dtype=dtype)
-        rows.append({"model": name, "mode": f"floor-{precision}", "epoch_s": floor["floor_s"],
+        rows.append({"model": name, "mode": f"floor-{precision}", "precision": precision, "stack": 1,
+                     "epoch_s": floor["floor_s"], "model_epoch_s": floor["floor_s"],
                      "samples_per_s": n / floor["floor_s"], **floor})  # fmt: skip
     _ratios(rows)
     return rows
 
 
 def _ratios(rows: list[dict[str, Any]]) -> None:
-    """Speed-up over the seed loop; efficiency against the floor of the same precision; MSE ratio."""
+    """Speed-up over the seed loop per model-epoch; efficiency against the floor of the same
+    precision (per model-epoch, so a stack can beat 1); MSE against the seed loop (fp32 modes)
+    or engine-fp32 (bf16)."""
     by_mode = {r["mode"]: r for r in rows}
     seed = by_mode["seed-loop"]
     for r in rows:
-        r["speedup_vs_seed_loop"] = seed["epoch_s"] / r["epoch_s"]
+        r["speedup_vs_seed_loop"] = seed["epoch_s"] / r["model_epoch_s"]
         if r["mode"].startswith("engine-"):
-            floor = by_mode[f"floor-{r['mode'].removeprefix('engine-')}"]
-            r["efficiency"] = floor["epoch_s"] / r["epoch_s"]
-            reference = by_mode["engine-fp32"] if r["mode"] == "engine-bf16" else seed
+            r["efficiency"] = by_mode[f"floor-{r['precision']}"]["epoch_s"] / r["model_epoch_s"]
+            reference = by_mode["engine-fp32"] if r["precision"] == "bf16" else seed
             r["mse_vs_reference"] = r["test_mse"] / reference["test_mse"]
         if r["mode"] == "seed-loop":
             r["mse_vs_reference"] = 1.0
@@ -154,7 +189,6 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
 
 def clock_check(spec: BenchSpec, ds: datamod.Dataset, device: torch.device, model: str = "seed-ae") -> dict[str, Any]:
     """Does reported throughput match the wall clock? Compare a 1-epoch and a 3-epoch run of `model`."""
-    from aebench.config import RunConfig, model_spec
     from aebench.engine import run_one
 
     walls, rates = {}, {}
@@ -189,6 +223,7 @@ def run_bench(spec: BenchSpec, report: Report | None = None, check_clock: bool =
         "epochs": spec.epochs,
         "batch_size": spec.batch_size,
         "train_size": spec.train_size or len(ds.train.images),
+        "stack": spec.stack,
         "rows": rows,
     }
     if check_clock:

@@ -23,6 +23,7 @@ from torch import nn
 
 from aebench import data as datamod
 from aebench.config import RunConfig
+from aebench.cuda_graph import StepRunner
 from aebench.errors import BadInput, Diverged
 from aebench.model import Autoencoder
 from aebench.registry import create_model
@@ -94,6 +95,7 @@ class EpochRecord:
     test_loss: float
     seconds: float
     lr: float
+    cuda_graph: bool = False  # whether this epoch's full batches were replayed from a CUDA graph
 
 
 @dataclass
@@ -122,9 +124,25 @@ def _schedule(opt: torch.optim.Optimizer, name: str, epochs: int) -> torch.optim
 
 
 def _make_optimizer(params: Any, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
-    # One fused kernel per step on CPU and CUDA (torch >= 2.4); foreach elsewhere.
+    """One fused kernel per step on CPU and CUDA (torch >= 2.4); foreach elsewhere.
+
+    On CUDA the optimizer is always capturable (its step count and learning rate live on
+    the device), with or without a CUDA graph, so graph and eager runs do the same arithmetic.
+    """
     fused = device.type in ("cpu", "cuda")
+    if device.type == "cuda":
+        lr_t = torch.tensor(lr, device=device)  # a scheduler fills it in place: the graph sees the change
+        return torch.optim.Adam(params, lr=lr_t, weight_decay=weight_decay, fused=True, capturable=True)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def autocast_for(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast (or a disabled one); no cast cache, which a CUDA graph capture cannot hold."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
+
+def current_lr(opt: torch.optim.Optimizer) -> float:
+    return float(opt.param_groups[0]["lr"])
 
 
 def train_epochs(
@@ -145,46 +163,56 @@ def train_epochs(
     total_steps: int | None = None,
     label: str = "epoch",
     precision: str = "fp32",
+    cuda_graph: bool = True,
 ) -> list[EpochRecord]:
     """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining.
+
+    On CUDA the step is replayed from a CUDA graph unless `cuda_graph` is False
+    (`aebench.cuda_graph`); the results are the same either way.
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
     and takes the loss in fp32, so the loss is comparable with an fp32 run's.
     """
     device = x_train.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
     opt = _make_optimizer(model.parameters(), lr, weight_decay, device)
     sched = _schedule(opt, lr_schedule, epochs)
     n = len(x_train)
     steps = math.ceil(n / batch_size)
     total_steps = total_steps or steps * epochs
+    running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
+
+    def step(idx: torch.Tensor) -> None:
+        xb = x_train[idx]
+        with autocast:
+            out = model(xb)
+        batch_loss = loss_fn(out.float(), xb)
+        opt.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        running.add_(batch_loss.detach() * len(idx))  # stays on the device: no sync per step
+
+    runner = StepRunner(step, (min(batch_size, n),), device, graph=cuda_graph)
     records: list[EpochRecord] = []
     for epoch in range(1, epochs + 1):
         model.train()
-        running = torch.zeros((), device=device)
+        running.zero_()
         synchronize(device)
         start = time.perf_counter()
-        for step, idx in enumerate(batches(n, batch_size, generator, device), 1):
-            xb = x_train[idx]
-            with autocast:
-                out = model(xb)
-            batch_loss = loss_fn(out.float(), xb)
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            running += batch_loss.detach() * len(idx)  # stays on the device: no sync per step
-            if progress is not None and step % PROGRESS_EVERY == 0:
-                progress(step_offset + (epoch - 1) * steps + step, total_steps, f"{label} {epoch}/{epochs}")
+        for step_no, idx in enumerate(batches(n, batch_size, generator, device), 1):
+            runner(idx)
+            if progress is not None and step_no % PROGRESS_EVERY == 0:
+                progress(step_offset + (epoch - 1) * steps + step_no, total_steps, f"{label} {epoch}/{epochs}")
         synchronize(device)
         seconds = time.perf_counter() - start
         train_loss = float(running) / n
         test_loss = _evaluate(model, x_test, loss_fn) if x_test is not None else math.nan
         if not math.isfinite(train_loss) or (x_test is not None and not math.isfinite(test_loss)):
             raise Diverged(epoch, train_loss if not math.isfinite(train_loss) else test_loss)
-        records.append(EpochRecord(epoch, train_loss, test_loss, seconds, opt.param_groups[0]["lr"]))
+        records.append(EpochRecord(epoch, train_loss, test_loss, seconds, current_lr(opt), runner.captured))
         if sched is not None:
             sched.step()
         if progress is not None:
@@ -239,6 +267,7 @@ def measure(
         "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
         "peak_mem_mb": metrics.peak_memory_mb(dev),
         "stack_size": stack_size,
+        "cuda_graph": any(r.cuda_graph for r in records),
         "device": dev.type,
         "device_name": device_name(dev),
         "torch_version": torch.__version__,
@@ -257,6 +286,7 @@ def run_one(
     dataset: datamod.Dataset | None = None,
     data_dir: str | Path | None = None,
     progress: Progress | None = None,
+    cuda_graph: bool = True,
 ) -> RunResult:
     """Train and measure one config; `dataset` lets a grid read its data once."""
     from aebench.pretrain import greedy_pretrain, pretrain_steps
@@ -287,7 +317,7 @@ def run_one(
         loss=config.loss, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
         generator=generator, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
         lr_schedule=config.lr_schedule, progress=progress, step_offset=offset, total_steps=steps,
-        precision=config.precision,
+        precision=config.precision, cuda_graph=cuda_graph,
     )  # fmt: skip
     if progress is not None:
         progress(steps, steps, "measuring")
@@ -300,8 +330,10 @@ def run_stack(
     device: str | torch.device = "auto",
     dataset: datamod.Dataset,
     progress: Progress | None = None,
+    cuda_graph: bool = True,
 ) -> list[RunResult]:
-    """Train configs that differ only in their seed as one stacked model (see `aebench.stacked`)."""
+    """Train configs that share every shape (they may differ in seed, learning rate, weight
+    decay and loss) as one stacked model (see `aebench.stacked`)."""
     from aebench.stacked import train_stacked
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -313,9 +345,11 @@ def run_stack(
         torch.cuda.reset_peak_memory_stats(dev)
     models = [build(c, dataset, dev) for c in configs]
     records = train_stacked(
-        models, x_train, x_test, loss=first.loss, lr=first.lr, batch_size=first.batch_size, epochs=first.epochs,
+        models, x_train, x_test, losses=[c.loss for c in configs], lrs=[c.lr for c in configs],
+        batch_size=first.batch_size, epochs=first.epochs,
         generators=[torch.Generator(device=dev).manual_seed(c.seed) for c in configs],
-        weight_decay=first.weight_decay, precision=first.precision, progress=progress,
+        weight_decays=[c.weight_decay for c in configs], precision=first.precision, progress=progress,
+        cuda_graph=cuda_graph,
     )  # fmt: skip
     return [
         RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, stack_size=len(configs)))

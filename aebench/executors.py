@@ -51,6 +51,11 @@ class Executor:
         """Check `--device`; resolve it here, or return None where each worker resolves it."""
         return resolve_device(device)
 
+    def stacks_pay(self, device: torch.device | None) -> bool:
+        """Whether stacking cells is faster here: on CUDA one batched kernel replaces K launches;
+        on a CPU batched products run slower than K single ones (measured: `aebench bench --stack`)."""
+        return device is not None and device.type == "cuda"
+
     @contextmanager
     def session(self, todo: int) -> Iterator[None]:
         """Whatever must be up while `todo` cells train; entered before the store is opened."""
@@ -148,7 +153,7 @@ def _done(result: RunResult) -> dict[str, Any]:
 def train_cells(
     configs: list[RunConfig], device: torch.device, dataset: datamod.Dataset, train: TrainFn = train_cell
 ) -> list[dict[str, Any]]:
-    """Train a group of cells that differ only in their seed as one stack, as the local runner does;
+    """Train a group of cells that can share a stack (`stack_key`) as one stack, as the local runner does;
     if the stack fails or a run in it diverges, train them one by one, so each gets its own status."""
     if len(configs) > 1:
         try:
@@ -209,7 +214,7 @@ class _Flight:
 @register_executor("ray")
 class RayExecutor(Executor):
     """Cells on a Ray cluster: one actor per slot the cluster has room for, one cell in flight per actor
-    (or one stack of cells that differ only in their seed, trained as one model as the local executor does).
+    (or one stack of cells that share every shape, trained as one model as the local executor does).
 
     A cell is claimed only when it is sent to an idle actor, so a second driver (or a local
     `compare`) on the same store takes the cells this one has not reached yet. A worker that
@@ -253,6 +258,9 @@ class RayExecutor(Executor):
             raise BadInput(f"--device {device} with --executor ray needs --gpus-per-run > 0 (Ray hides GPUs otherwise)")
         self.device_name = device
         return None  # each worker resolves it: the driver may have no GPU at all
+
+    def stacks_pay(self, device: torch.device | None) -> bool:
+        return self.gpus_per_run > 0 and self.device_name in ("auto", "cuda")
 
     @contextmanager
     def session(self, todo: int) -> Iterator[None]:
@@ -332,7 +340,7 @@ class RayExecutor(Executor):
         store, events = job.store, job.events
         grid = _Flight(idle=[self._new_actor(job) for _ in range(self.slots)])
         index_of = {c.run_id: i for i, c in enumerate(job.configs)}
-        stacks = _stacks(job) if job.stack else {}  # cells that differ only in their seed go to a worker together
+        stacks = _stacks(job) if job.stack else {}  # cells that can share a stack go to a worker together
         handled: set[str] = set()  # skipped, in flight or recorded
 
         def skipped(index: int, cfg: RunConfig) -> None:

@@ -114,14 +114,15 @@ def run_grid(
     allow_download: bool = True,
     events: GridEvents | None = None,
     executor: str | Executor = "local",
-    stack: bool = True,
+    stack: bool | None = None,
     executor_options: Mapping[str, Any] | None = None,
 ) -> list[Outcome]:
     """Train every config not yet done in `<results>/aebench.db`; return one Outcome per config.
 
     `executor` names where the cells train (`aebench.executors`: "local" here, one after
     another; "ray" on a Ray cluster, with `executor_options` such as `address`); whichever
-    it is, only this process claims cells and writes the store.
+    it is, only this process claims cells and writes the store. `stack` None stacks where
+    stacking pays (on CUDA; on a CPU batched products are slower than single ones).
     """
     from aebench.executors import create_executor  # it builds on this module
 
@@ -135,7 +136,8 @@ def run_grid(
     folder = None if data_dir is None else Path(data_dir).resolve()  # workers run elsewhere
     with runs_on.session(len(configs) - len(finished)), open_store(results) as store:
         events.grid_start(len(configs), len(configs) - len(finished))
-        job = GridJob(configs, results, store, finished, datasets, dev, events, folder, allow_download, stack)
+        stacks = runs_on.stacks_pay(dev) if stack is None else stack
+        job = GridJob(configs, results, store, finished, datasets, dev, events, folder, allow_download, stacks)
         outcomes = runs_on.run(job)
         # Cells another process was training when we passed them may have finished since.
         for outcome in outcomes:
@@ -147,7 +149,8 @@ def run_grid(
 
 def run_local(job: GridJob) -> list[Outcome]:
     """The local executor: train the claimed cells in this process, one after another, except
-    that cells differing only in their seed are trained together as one stack (`aebench.stacked`)."""
+    that cells differing only in seed, learning rate, weight decay or loss are trained together
+    as one stack (`aebench.stacked`) when the job says so."""
     store, results, configs, events = job.store, job.results, job.configs, job.events
     assert job.device is not None
     stacks = _stacks(job) if job.stack else {}
@@ -178,7 +181,7 @@ def run_local(job: GridJob) -> list[Outcome]:
 
 
 def _stacks(job: GridJob) -> dict[str, list[RunConfig]]:
-    """run_id -> the other cells of the grid it can be stacked with (same everything but the seed)."""
+    """run_id -> the other cells of the grid it can be stacked with (same shapes; see `stack_key`)."""
     from aebench.stacked import stack_key, stackable
 
     groups: dict[str, list[RunConfig]] = {}

@@ -23,7 +23,7 @@ import pandas as pd
 from aebench.config import CONFIG_COLUMNS, RunConfig
 from aebench.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "aebench.db"
 # Statements that take a store from version N to N + 1; a backup is taken before any of them.
 MIGRATIONS: dict[int, list[str]] = {
@@ -34,6 +34,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN infer_samples_per_s_min REAL",
         "ALTER TABLE runs ADD COLUMN infer_samples_per_s_max REAL",
         "ALTER TABLE runs ADD COLUMN stack_size INTEGER",
+    ],
+    3: [
+        "ALTER TABLE runs ADD COLUMN cuda_graph INTEGER",
+        "UPDATE runs SET cuda_graph = 0 WHERE status = 'done'",  # no earlier version used CUDA graphs
     ],
 }
 # A claim from another host whose process has not reported for this long is taken over.
@@ -68,6 +72,7 @@ METRIC_COLUMNS: dict[str, str] = {
     "infer_samples_per_s_max": "REAL",
     "peak_mem_mb": "REAL",
     "stack_size": "INTEGER",
+    "cuda_graph": "INTEGER",
     "device": "TEXT",
     "device_name": "TEXT",
     "torch_version": "TEXT",

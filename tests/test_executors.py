@@ -26,9 +26,9 @@ from aebench.runner import run_grid
 from aebench.store import open_store
 
 cli = CliRunner()
-# two latent dims x two seeds: two stacks of two seeds each (the local executor stacks them, and so does Ray)
+# two latent dims x two seeds: two stacks of two seeds each (--stack: the local executor stacks them, and so does Ray)
 GRID = ["--depths", "shallow", "--latent-dims", "2,3", "--seeds", "2", "--epochs", "1", "--train-size", "1000",
-        "--device", "cpu", "--no-download"]  # fmt: skip
+        "--device", "cpu", "--no-download", "--stack"]  # fmt: skip
 
 
 def _configs(*latent_dims: int, seeds: int = 1) -> list[RunConfig]:
@@ -107,7 +107,7 @@ def test_ray_grid_stores_what_the_local_executor_stores(
     tmp_path: Path, ray_up: Any, fashion_mnist: object, one_thread: None
 ) -> None:
     local, remote = tmp_path / "local", tmp_path / "ray"
-    run_grid(_configs(2, 3, seeds=2), local, device="cpu", allow_download=False)
+    run_grid(_configs(2, 3, seeds=2), local, device="cpu", allow_download=False, stack=True)
     res = cli.invoke(app, ["compare", *GRID, "--executor", "ray", "--results", str(remote), "--json"])
     assert res.exit_code == 0, res.output
     assert [r["status"] for r in json.loads(res.stdout)] == ["done"] * 4

@@ -185,8 +185,10 @@ def _store_of_schema_1(results: Path) -> list[tuple[object, ...]]:
         cfg = RunConfig(model=ModelSpec(arch="seed-ae"), epochs=1)
         store.claim(cfg)
         store.finish(cfg, "done", {"test_mse": 0.0123})
-        for column in ("heartbeat_at", "precision", "infer_samples_per_s_min", "infer_samples_per_s_max", "stack_size"):
-            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 and 3
+        later = ("heartbeat_at", "precision", "infer_samples_per_s_min", "infer_samples_per_s_max", "stack_size",
+                 "cuda_graph")  # fmt: skip
+        for column in later:
+            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2, 3 and 4
         store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         return store.conn.execute("SELECT run_id, status, test_mse FROM runs").fetchall()
 
@@ -199,6 +201,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_results: Path) -> None:
         )
         assert {"heartbeat_at", "precision"} <= set(store.runs().columns)
         assert store.runs()["precision"].tolist() == ["fp32"]
+        assert store.runs()["cuda_graph"].tolist() == [0]
         assert store.runs()["test_mse"].tolist() == [0.0123]
     [backup] = tmp_results.glob(f"{DB_NAME}.schema1-*.bak")
     with sqlite3.connect(backup) as old:  # the backup is the store as it was: schema 1, same rows

@@ -33,7 +33,7 @@ def test_stacked_equals_independent_runs(fashion_mnist: data.Dataset, arch: str,
                                generator=torch.Generator().manual_seed(seed))  # fmt: skip
         independent.append((model, records))
     models = [build(seed) for seed in SEEDS]
-    stacked = train_stacked(models, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=2,
+    stacked = train_stacked(models, x, x_test, losses=["mse"] * 3, lrs=[1e-3] * 3, batch_size=128, epochs=2,
                             generators=[torch.Generator().manual_seed(s) for s in SEEDS])  # fmt: skip
     for (model, records), stacked_model, stacked_records in zip(independent, models, stacked, strict=True):
         for a, b in zip(records, stacked_records, strict=True):
@@ -44,13 +44,56 @@ def test_stacked_equals_independent_runs(fashion_mnist: data.Dataset, arch: str,
     assert len({r[-1].train_loss for r in stacked}) == len(SEEDS)  # three different runs, not one copied
 
 
+# Three runs that differ in everything a stack may mix: seed, learning rate, weight decay, loss.
+MIXED = [
+    {"seed": 0, "lr": 1e-3, "weight_decay": 0.0, "loss": "mse"},
+    {"seed": 1, "lr": 3e-3, "weight_decay": 1e-4, "loss": "bce"},
+    {"seed": 2, "lr": 5e-4, "weight_decay": 0.0, "loss": "l1"},
+]
+
+
+def test_stack_mixing_lrs_losses_and_decay_equals_independent_runs(fashion_mnist: data.Dataset) -> None:
+    cpu = torch.device("cpu")
+    x = data.to_device(fashion_mnist.train.images[:500], cpu, "sigmoid")
+    x_test = data.to_device(fashion_mnist.test.images[:200], cpu, "sigmoid")
+
+    def build(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return create_model("seed-ae", (1, 28, 28))
+
+    independent = []
+    for run in MIXED:
+        model = build(int(run["seed"]))  # type: ignore[call-overload]
+        records = train_epochs(
+            model, x, x_test, loss=str(run["loss"]), lr=float(run["lr"]), batch_size=100, epochs=2,
+            weight_decay=float(run["weight_decay"]), generator=torch.Generator().manual_seed(int(run["seed"])),
+        )  # fmt: skip
+        independent.append((model, records))
+    models = [build(int(r["seed"])) for r in MIXED]  # type: ignore[call-overload]
+    stacked = train_stacked(
+        models, x, x_test, losses=[str(r["loss"]) for r in MIXED], lrs=[float(r["lr"]) for r in MIXED],
+        weight_decays=[float(r["weight_decay"]) for r in MIXED], batch_size=100, epochs=2,
+        generators=[torch.Generator().manual_seed(int(r["seed"])) for r in MIXED],  # type: ignore[call-overload]
+    )  # fmt: skip
+    for (model, records), stacked_model, stacked_records in zip(independent, models, stacked, strict=True):
+        for a, b in zip(records, stacked_records, strict=True):
+            assert b.train_loss == pytest.approx(a.train_loss, rel=1e-4)
+            assert b.test_loss == pytest.approx(a.test_loss, rel=1e-4)
+            assert b.lr == a.lr
+        for p, q in zip(model.parameters(), stacked_model.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-5)
+
+
 def test_what_can_be_stacked() -> None:
     plain = RunConfig(model=model_spec("fc", depth="shallow"))
     assert stackable(plain, create_model("fc", (1, 28, 28), depth="shallow"))
     assert not stackable(plain, create_model("seed-deep", (1, 28, 28)))  # BatchNorm and Dropout
     assert not stackable(RunConfig(model=model_spec("fc"), grad_clip=1.0), create_model("fc", (1, 28, 28)))
     assert stack_key(plain) == stack_key(RunConfig(model=model_spec("fc", depth="shallow"), seed=5))
-    assert stack_key(plain) != stack_key(RunConfig(model=model_spec("fc", depth="shallow"), lr=1e-2))
+    mixed = RunConfig(model=model_spec("fc", depth="shallow"), lr=1e-2, loss="bce", weight_decay=1e-4, seed=3)
+    assert stack_key(plain) == stack_key(mixed)  # a stack mixes seeds, learning rates, losses and decay
+    assert stack_key(plain) != stack_key(RunConfig(model=model_spec("fc", depth="shallow"), batch_size=64))
+    assert stack_key(plain) != stack_key(RunConfig(model=model_spec("fc", depth="medium")))
 
 
 def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
@@ -59,8 +102,8 @@ def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
 
     configs = GridSpec(depths=("shallow",), seeds=3, base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
                        train_size=800)).expand()  # fmt: skip
-    stacked = run_grid(configs, tmp_path / "stacked", device="cpu", allow_download=False)
-    plain = run_grid(configs, tmp_path / "plain", device="cpu", allow_download=False, stack=False)
+    stacked = run_grid(configs, tmp_path / "stacked", device="cpu", allow_download=False, stack=True)
+    plain = run_grid(configs, tmp_path / "plain", device="cpu", allow_download=False)  # no stacks on a CPU
     assert [o.row["stack_size"] for o in stacked] == [3, 3, 3]
     assert [o.row["stack_size"] for o in plain] == [1, 1, 1]
     for s, p in zip(stacked, plain, strict=True):
