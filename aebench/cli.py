@@ -643,7 +643,8 @@ def _bench_table(result: dict[str, Any]) -> Table:
             num(r.get("test_mse"), "{:.5f}"), num(r.get("mse_vs_reference"), "{:.3f}"),
         )  # fmt: skip
     table.caption = (
-        "efficiency = floor / achieved, floor = the step's GEMMs + one fused Adam update in the same precision; "
+        "efficiency = floor / achieved, floor = the step's GEMMs (im2col GEMMs for convolutions, which a direct "
+        "convolution can beat) + one fused Adam update in the same precision; "
         "a stack's s/epoch and img/s are the whole stack's, its speed-up and efficiency per model-epoch; "
         "MSE vs ref: fp32 modes against the seed loop, engine-bf16 against engine-fp32"
     )

@@ -24,6 +24,7 @@ from torch import nn
 from aebench import data as datamod
 from aebench.config import RunConfig
 from aebench.cuda_graph import StepRunner
+from aebench.device_tuning import tune_for
 from aebench.errors import BadInput, Diverged
 from aebench.model import Autoencoder
 from aebench.registry import create_model
@@ -168,12 +169,14 @@ def train_epochs(
     """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining.
 
     On CUDA the step is replayed from a CUDA graph unless `cuda_graph` is False
-    (`aebench.cuda_graph`); the results are the same either way.
+    (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
+    that device's kernel choices first (`aebench.device_tuning`).
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
     and takes the loss in fp32, so the loss is comparable with an fp32 run's.
     """
     device = x_train.device
+    tune_for(model, device)
     autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
     opt = _make_optimizer(model.parameters(), lr, weight_decay, device)

@@ -1,0 +1,49 @@
+"""Per-device kernel choices the engine makes for a model, without changing what the model computes.
+
+Measured on a 2-core AMD EPYC CPU (torch 2.14.1), one training step at batch 128:
+
+- channels_last: oneDNN's convolutions run on NHWC directly, while NCHW weights and
+  activations are reordered on every call: `seed-conv` 5.2 -> 3.0 ms, `seed-deepconv`
+  40 -> 22 ms a step.
+- dropout: `torch.bernoulli_` draws each element on its own (~360 us for 128x512);
+  a mask from `torch.rand` < keep-probability is vectorised (~140 us), the same
+  distribution and the same 1/keep scaling. About 0.4 s an epoch of `seed-deep`'s 6 dropouts.
+
+On CUDA neither applies: the graph already removes the launch overhead, cuDNN picks its
+own layouts, and the fused dropout kernel is fast and graph-safe.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MaskDropout(nn.Dropout):
+    """`nn.Dropout` whose mask comes from one vectorised uniform draw (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        if keep == 0.0:
+            return x * 0.0
+        mask = torch.rand_like(x).lt_(keep).div_(keep)  # 1/keep where kept, 0 where dropped
+        return x.mul_(mask) if self.inplace else x * mask
+
+
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
+
+
+def tune_for(model: nn.Module, device: torch.device) -> nn.Module:
+    """Apply the device's kernel choices to `model` in place; returns it. Idempotent."""
+    if device.type != "cpu":
+        return model
+    if has_conv(model):
+        model.to(memory_format=torch.channels_last)
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if type(child) is nn.Dropout:
+                setattr(parent, name, MaskDropout(child.p, child.inplace))
+    return model
