@@ -23,6 +23,7 @@ from torch import nn
 from aebench import data as datamod
 from aebench.config import RunConfig, model_spec
 from aebench.engine import device_name, resolve_device, synchronize, train_epochs
+from aebench.errors import Diverged
 from aebench.floor import time_floor
 from aebench.metrics import pixel_mse
 from aebench.model import Autoencoder
@@ -55,13 +56,13 @@ class Mode:
     stack: int = 1
 
 
-def modes(spec: BenchSpec, device: torch.device, stackable: bool) -> list[Mode]:
+def modes(spec: BenchSpec, device: torch.device, can_stack: bool) -> list[Mode]:
     """The seed loop and the engine in fp32 and bf16; on CUDA also the engine without its graph
     (what the graph buys); with --stack, a stack of that many seeds in fp32."""
     out = [Mode("seed-loop"), Mode("engine-fp32"), Mode("engine-bf16", "bf16")]
     if device.type == "cuda":
         out.insert(2, Mode("engine-fp32-eager", cuda_graph=False))
-    if spec.stack > 1 and stackable:
+    if spec.stack > 1 and can_stack:
         out.append(Mode(f"engine-fp32-stack{spec.stack}", stack=spec.stack))
     return out
 
@@ -145,14 +146,16 @@ def bench_model(
                 batch_size=spec.batch_size, epochs=spec.epochs,
                 generators=[torch.Generator(device=device).manual_seed(spec.seed + i) for i in range(mode.stack)],
             )  # fmt: skip
-            seconds = [r.seconds for r in records[0]]
+            first = records[0]
+            assert not isinstance(first, Diverged), f"{name} diverged in the stack: {first}"
+            seconds = [r.seconds for r in first]
         else:
             gen = torch.Generator(device=device).manual_seed(spec.seed)
-            records1 = train_epochs(
+            alone = train_epochs(
                 model, x_train, None, loss="mse", lr=1e-3, batch_size=spec.batch_size, epochs=spec.epochs,
                 generator=gen, precision=mode.precision, cuda_graph=mode.cuda_graph,
             )  # fmt: skip
-            seconds = [r.seconds for r in records1]
+            seconds = [r.seconds for r in alone]
         timed = _timed(seconds)
         epoch_s = statistics.median(timed)
         rows.append({

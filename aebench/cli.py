@@ -307,8 +307,10 @@ def compare(
         bool | None,
         typer.Option(
             "--stack/--no-stack",
-            help="Train cells that differ only in seed, learning rate, weight decay or loss as one stacked model "
-            "(same results, fewer kernel launches). Default: on CUDA only, where it is faster; on a CPU it is slower.",
+            help="Train cells that differ only in seed, learning rate or loss as one stacked model, up to 32 a stack "
+            "(the same results up to float rounding, fewer kernel launches). Cells with BatchNorm, dropout, "
+            "--grad-clip, --lr-schedule or greedy pretraining train alone. Default: on CUDA only, where it is "
+            "faster; on a CPU it is slower.",
             show_default=False,
         ),
     ] = None,
@@ -589,8 +591,8 @@ def bench(
     as_json: Json = False,
     debug: Debug = False,
 ) -> None:
-    """Time the seed's loop, aebench's engine (fp32, bf16; on CUDA also without its CUDA graph) and each
-    model's floor, in one process.
+    """Time the seed's loop, aebench's engine (fp32, bf16; on CUDA also without its CUDA graph; with --stack
+    also a stack of seeds) and each model's floor, in one process.
 
     Prints speed-up over the seed loop, efficiency (floor / achieved) and test MSE after the same epochs;
     saves the JSON under <results>/benchmarks/.

@@ -45,6 +45,7 @@ class StepRunner:
         self._warmed = 0
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static_idx: torch.Tensor | None = None
+        self._side: torch.cuda.Stream | None = None
         self.fallback_reason: str | None = None
 
     @property
@@ -61,7 +62,7 @@ class StepRunner:
             self._graph.replay()
         elif self._warmed < self.warmup:
             self._warmed += 1
-            side = torch.cuda.Stream(self.device)
+            side = self._side = self._side or torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 self.step(idx)

@@ -28,7 +28,8 @@ class MaskDropout(nn.Dropout):
         keep = 1.0 - self.p
         if keep == 0.0:
             return x * 0.0
-        mask = torch.rand_like(x).lt_(keep).div_(keep)  # 1/keep where kept, 0 where dropped
+        # Drawn in float32 whatever x is: a bf16 uniform has only 256 levels, which would bias keep.
+        mask = torch.rand(x.shape, device=x.device).lt_(keep).to(x.dtype).div_(keep)  # 1/keep or 0
         return x.mul_(mask) if self.inplace else x * mask
 
 

@@ -124,7 +124,7 @@ def _schedule(opt: torch.optim.Optimizer, name: str, epochs: int) -> torch.optim
     return None
 
 
-def _make_optimizer(params: Any, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+def make_optimizer(params: Any, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """One fused kernel per step on CPU and CUDA (torch >= 2.4); foreach elsewhere.
 
     On CUDA the optimizer is always capturable (its step count and learning rate live on
@@ -143,7 +143,10 @@ def autocast_for(device: torch.device, precision: str) -> torch.autocast:
 
 
 def current_lr(opt: torch.optim.Optimizer) -> float:
-    return float(opt.param_groups[0]["lr"])
+    """The learning rate as set: a device tensor (CUDA) holds it in float32, so it is read back
+    to float32's 7 significant digits (1e-3, not 0.0010000000474974513)."""
+    lr = opt.param_groups[0]["lr"]
+    return float(f"{float(lr):.7g}") if isinstance(lr, torch.Tensor) else float(lr)
 
 
 def train_epochs(
@@ -179,7 +182,7 @@ def train_epochs(
     tune_for(model, device)
     autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
-    opt = _make_optimizer(model.parameters(), lr, weight_decay, device)
+    opt = make_optimizer(model.parameters(), lr, weight_decay, device)
     sched = _schedule(opt, lr_schedule, epochs)
     n = len(x_train)
     steps = math.ceil(n / batch_size)
@@ -334,9 +337,10 @@ def run_stack(
     dataset: datamod.Dataset,
     progress: Progress | None = None,
     cuda_graph: bool = True,
-) -> list[RunResult]:
+) -> list[RunResult | Diverged]:
     """Train configs that share every shape (they may differ in seed, learning rate, weight
-    decay and loss) as one stacked model (see `aebench.stacked`)."""
+    decay and loss) as one stacked model (see `aebench.stacked`); a diverged run is returned
+    as its `Diverged`, the others are measured."""
     from aebench.stacked import train_stacked
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -355,6 +359,7 @@ def run_stack(
         cuda_graph=cuda_graph,
     )  # fmt: skip
     return [
-        RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, stack_size=len(configs)))
+        r if isinstance(r, Diverged)
+        else RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, len(configs)))
         for c, m, r in zip(configs, models, records, strict=True)
-    ]
+    ]  # fmt: skip

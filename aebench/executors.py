@@ -153,11 +153,16 @@ def _done(result: RunResult) -> dict[str, Any]:
 def train_cells(
     configs: list[RunConfig], device: torch.device, dataset: datamod.Dataset, train: TrainFn = train_cell
 ) -> list[dict[str, Any]]:
-    """Train a group of cells that can share a stack (`stack_key`) as one stack, as the local runner does;
-    if the stack fails or a run in it diverges, train them one by one, so each gets its own status."""
+    """Train a group of cells that can share a stack (`stack_key`) as one stack, as the local runner does
+    (a run that diverges in it is reported as diverged); if the stack fails, train them one by one,
+    so each gets its own status."""
     if len(configs) > 1:
         try:
-            return [_done(r) for r in run_stack(configs, device=device, dataset=dataset)]
+            return [
+                {"status": "diverged", "error": str(r), "diverged_epoch": r.epoch} if isinstance(r, Diverged)
+                else _done(r)
+                for r in run_stack(configs, device=device, dataset=dataset)
+            ]  # fmt: skip
         except (AebenchError, RuntimeError, ValueError):
             pass
     return [train(c, device, dataset) for c in configs]
@@ -260,6 +265,7 @@ class RayExecutor(Executor):
         return None  # each worker resolves it: the driver may have no GPU at all
 
     def stacks_pay(self, device: torch.device | None) -> bool:
+        """Workers resolve the device themselves: stacks pay where they get a GPU share for it."""
         return self.gpus_per_run > 0 and self.device_name in ("auto", "cuda")
 
     @contextmanager

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aebench.engine import _make_optimizer, synchronize
+from aebench.engine import make_optimizer, synchronize
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def time_floor(
     params = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
-    opt = _make_optimizer(params, 1e-3, 0.0, device)  # the engine's own: fused (and capturable on CUDA)
+    opt = make_optimizer(params, 1e-3, 0.0, device)  # the engine's own: fused (and capturable on CUDA)
 
     def all_gemms() -> None:
         for a, b, c in operands:

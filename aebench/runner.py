@@ -164,7 +164,7 @@ def run_local(job: GridJob) -> list[Outcome]:
         else:
             mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in done and store.claim(c)]
             group = [cfg, *mates]
-            progress = _heartbeat(store, cfg.run_id, events.run_start(index, cfg))
+            progress = _heartbeat(store, [c.run_id for c in group], events.run_start(index, cfg))
             try:
                 if mates:
                     new = _train_stack_claimed(store, results, group, job.device, job.datasets[cfg.dataset], progress)
@@ -181,8 +181,9 @@ def run_local(job: GridJob) -> list[Outcome]:
 
 
 def _stacks(job: GridJob) -> dict[str, list[RunConfig]]:
-    """run_id -> the other cells of the grid it can be stacked with (same shapes; see `stack_key`)."""
-    from aebench.stacked import stack_key, stackable
+    """run_id -> the other cells of the grid it is stacked with (same shapes, see `stack_key`;
+    at most `MAX_STACK` cells a stack)."""
+    from aebench.stacked import MAX_STACK, stack_key, stackable
 
     groups: dict[str, list[RunConfig]] = {}
     for cfg in job.configs:
@@ -192,7 +193,8 @@ def _stacks(job: GridJob) -> dict[str, list[RunConfig]]:
         model = create_model(spec.arch, job.datasets[cfg.dataset].input_shape, **spec.builder_options())
         if stackable(cfg, model):
             groups.setdefault(stack_key(cfg), []).append(cfg)
-    return {c.run_id: [m for m in group if m is not c] for group in groups.values() for c in group}
+    chunks = [group[i : i + MAX_STACK] for group in groups.values() for i in range(0, len(group), MAX_STACK)]
+    return {c.run_id: [m for m in chunk if m is not c] for chunk in chunks for c in chunk}
 
 
 def _train_stack_claimed(
@@ -203,15 +205,20 @@ def _train_stack_claimed(
     dataset: datamod.Dataset,
     progress: Progress | None,
 ) -> list[Outcome]:
-    """Train claimed cells as one stack and record each; if the stack fails or a run in it
-    diverges, train them one by one instead, so that each gets its own status and reason."""
+    """Train claimed cells as one stack and record each (a run that diverges in it is recorded
+    as diverged, the others as done); if the stack fails (out of memory, say), train them one
+    by one instead, so that each gets its own status and reason."""
     from aebench.engine import run_stack
 
     try:
         results_ = run_stack(group, device=dev, dataset=dataset, progress=progress)
     except (AebenchError, RuntimeError, ValueError):
         return [_train_claimed(store, results, cfg, dev, dataset, progress) for cfg in group]
-    return [record_done(store, results, r.config, r.model, r.metrics, _epoch_rows(r.epochs)) for r in results_]
+    return [
+        record_diverged(store, cfg, r) if isinstance(r, Diverged)
+        else record_done(store, results, cfg, r.model, r.metrics, _epoch_rows(r.epochs))
+        for cfg, r in zip(group, results_, strict=True)
+    ]  # fmt: skip
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -219,14 +226,15 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
 
 
-def _heartbeat(store: Store, run_id: str, progress: Progress | None) -> Progress:
-    """Forward progress, and tell the store now and then that this claim is alive."""
+def _heartbeat(store: Store, run_ids: Sequence[str], progress: Progress | None) -> Progress:
+    """Forward progress, and tell the store now and then that these claims (a cell, or a stack's) are alive."""
     last = time.monotonic()
 
     def update(completed: int, total: int, message: str) -> None:
         nonlocal last
         if time.monotonic() - last > HEARTBEAT_EVERY_S:
-            store.heartbeat(run_id)
+            for run_id in run_ids:
+                store.heartbeat(run_id)
             last = time.monotonic()
         if progress is not None:
             progress(completed, total, message)
@@ -246,13 +254,18 @@ def _train_claimed(
     try:
         result = run_one(cfg, device=dev, dataset=dataset, progress=progress)
     except Diverged as exc:
-        store.finish(cfg, "diverged", {}, error=str(exc), diverged_epoch=exc.epoch)
-        return Outcome(cfg, "diverged", error=str(exc), row=store.run(cfg.run_id) or {})
+        return record_diverged(store, cfg, exc)
     except (AebenchError, RuntimeError, ValueError) as exc:  # e.g. CUDA out of memory, a config torch rejects
         reason = failure_reason(exc)
         store.finish(cfg, "failed", {}, error=reason)
         return Outcome(cfg, "failed", error=reason, row=store.run(cfg.run_id) or {})
     return record_done(store, results, cfg, result.model, result.metrics, _epoch_rows(result.epochs))
+
+
+def record_diverged(store: Store, cfg: RunConfig, exc: Diverged) -> Outcome:
+    """A diverged run is a result (that config diverges), stored with the epoch it happened at."""
+    store.finish(cfg, "diverged", {}, error=str(exc), diverged_epoch=exc.epoch)
+    return Outcome(cfg, "diverged", error=str(exc), row=store.run(cfg.run_id) or {})
 
 
 def record_done(

@@ -35,13 +35,18 @@ def test_conv_gemms_are_im2col_shaped() -> None:
 
 @pytest.mark.slow
 def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
-    result = run_bench(BenchSpec(models=("seed-ae",), epochs=1, train_size=512, device="cpu"), check_clock=False)
+    spec = BenchSpec(models=("seed-ae",), epochs=1, train_size=512, device="cpu", stack=3)
+    result = run_bench(spec, check_clock=False)
     rows = {r["mode"]: r for r in result["rows"]}
-    assert set(rows) == {"seed-loop", "engine-fp32", "engine-bf16", "floor-fp32", "floor-bf16"}
+    assert set(rows) == {"seed-loop", "engine-fp32", "engine-bf16", "engine-fp32-stack3", "floor-fp32", "floor-bf16"}
     seed = rows["seed-loop"]
     for r in rows.values():
         assert r["epoch_s"] > 0
-        assert r["speedup_vs_seed_loop"] == pytest.approx(seed["epoch_s"] / r["epoch_s"])
+        assert r["speedup_vs_seed_loop"] == pytest.approx(seed["epoch_s"] * r["stack"] / r["epoch_s"])
+    stack = rows["engine-fp32-stack3"]  # counted per model-epoch: the stack's epoch is 3 models' epochs
+    assert stack["samples_per_s"] == pytest.approx(3 * 512 / stack["epoch_s"])
+    assert stack["efficiency"] == pytest.approx(rows["floor-fp32"]["epoch_s"] * 3 / stack["epoch_s"])
+    assert stack["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)  # its first run: seed 0
     assert rows["engine-fp32"]["efficiency"] == pytest.approx(
         rows["floor-fp32"]["epoch_s"] / rows["engine-fp32"]["epoch_s"]
     )

@@ -24,6 +24,10 @@ def test_mask_dropout_is_dropout() -> None:
     assert x.grad is not None and torch.equal(x.grad, y.detach())  # gradient flows through the same mask
     drop.eval()
     assert drop(x) is x
+    half = MaskDropout(0.2).train()(torch.ones(400, 500, dtype=torch.bfloat16))  # mask drawn in fp32 all the same
+    assert half.dtype == torch.bfloat16 and (half != 0).float().mean().item() == pytest.approx(0.8, abs=0.005)
+    z = torch.ones(100, 100)
+    assert MaskDropout(0.5, inplace=True).train()(z) is z and set(z.unique().tolist()) <= {0.0, 2.0}
     assert torch.equal(MaskDropout(0.0).train()(x), x)
 
 

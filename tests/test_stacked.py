@@ -109,3 +109,32 @@ def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
     for s, p in zip(stacked, plain, strict=True):
         assert s.run_id == p.run_id and s.status == p.status == "done"
         assert s.row["test_mse"] == pytest.approx(p.row["test_mse"], rel=1e-4)
+
+
+def test_a_learning_rate_sweep_stacks_and_keeps_the_rates_that_work(tmp_path: Path) -> None:
+    """Cells differing in lr stack together; the one that blows up is recorded as diverged, the
+    others train on in the same stack and equal their unstacked runs."""
+    from aebench.config import GridSpec, ModelSpec
+    from aebench.runner import run_grid
+
+    base = RunConfig(model=ModelSpec(arch="fc"), epochs=1, train_size=512)
+    configs = GridSpec(depths=("shallow",), outputs=("none",), lrs=(1e-3, 1e9), seeds=2, base=base).expand()
+    stacked = run_grid(configs, tmp_path / "stacked", device="cpu", allow_download=False, stack=True)
+    plain = run_grid(configs, tmp_path / "plain", device="cpu", allow_download=False)
+    assert [o.status for o in stacked] == [o.status for o in plain] == ["done", "done", "diverged", "diverged"]
+    assert [o.row["stack_size"] for o in stacked[:2]] == [4, 4]  # all four cells trained as one stack
+    assert all(o.row["diverged_epoch"] == 1 for o in stacked[2:])
+    for s, p in zip(stacked[:2], plain[:2], strict=True):
+        assert s.row["test_mse"] == pytest.approx(p.row["test_mse"], rel=1e-4)
+
+
+def test_stacks_pay_on_cuda_only() -> None:
+    from aebench.executors import create_executor
+
+    local = create_executor("local")
+    assert local.stacks_pay(torch.device("cuda")) and not local.stacks_pay(torch.device("cpu"))
+    pytest.importorskip("ray")
+    ray_cpu, ray_gpu = create_executor("ray"), create_executor("ray", {"gpus_per_run": 0.25})
+    ray_cpu.device("auto")
+    ray_gpu.device("auto")
+    assert ray_gpu.stacks_pay(None) and not ray_cpu.stacks_pay(None)
