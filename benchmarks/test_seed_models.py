@@ -13,21 +13,32 @@ import torch
 import torch.nn.functional as F
 
 from aebench.bench import SEED_MODELS
-from aebench.engine import synchronize
+from aebench.cuda_graph import StepRunner
+from aebench.device_tuning import tune_for
+from aebench.engine import make_optimizer, synchronize
 from aebench.registry import create_model
 
 
 def _step_fn(name: str, batch: torch.Tensor) -> Callable[[], None]:
+    """The engine's step: its device tuning, its optimizer and, on CUDA, its graph replay."""
+    device = batch.device
     torch.manual_seed(0)
-    model = create_model(name, tuple(batch.shape[1:])).to(batch.device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=batch.device.type in ("cpu", "cuda"))
+    model = tune_for(create_model(name, tuple(batch.shape[1:])).to(device).train(), device)
+    opt = make_optimizer(model.parameters(), 1e-3, 0.0, device)
+    idx = torch.arange(len(batch), device=device)
 
-    def step() -> None:
-        loss = F.mse_loss(model(batch), batch)
+    def one(i: torch.Tensor) -> None:
+        xb = batch[i]
+        loss = F.mse_loss(model(xb), xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        synchronize(batch.device)  # time the work, not its queueing
+
+    runner = StepRunner(one, tuple(idx.shape), device)
+
+    def step() -> None:
+        runner(idx)
+        synchronize(device)  # time the work, not its queueing
 
     return step
 
@@ -46,7 +57,7 @@ def test_inference(
     benchmark: pytest.FixtureRequest, name: str, fashion_batches: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     _, test = fashion_batches
-    model = create_model(name, tuple(test.shape[1:])).to(test.device).eval()
+    model = tune_for(create_model(name, tuple(test.shape[1:])).to(test.device), test.device).eval()
 
     @torch.no_grad()
     def infer() -> None:
