@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from aebench.errors import failure_reason
+
 WARMUP_STEPS = 3
 
 
@@ -79,7 +81,7 @@ class StepRunner:
                 self.step(static_idx)
         except RuntimeError as exc:  # an op that cannot be captured: stay eager, same results
             self.use_graph = False
-            self.fallback_reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+            self.fallback_reason = failure_reason(exc)
             warnings.warn(f"CUDA graph capture failed, training eagerly: {self.fallback_reason}", stacklevel=2)
             return
         self._graph, self._static_idx = graph, static_idx

@@ -116,6 +116,15 @@ def _evaluate(model: nn.Module, x: torch.Tensor, loss_fn: Callable[..., torch.Te
     return float(total) / x.numel()
 
 
+def divergence(epoch: int, train_loss: float, test_loss: float, tested: bool) -> Diverged | None:
+    """The run's `Diverged` if its train loss (or, when it was tested, its test loss) is not finite."""
+    if not math.isfinite(train_loss):
+        return Diverged(epoch, train_loss)
+    if tested and not math.isfinite(test_loss):
+        return Diverged(epoch, test_loss)
+    return None
+
+
 def _schedule(opt: torch.optim.Optimizer, name: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -216,8 +225,8 @@ def train_epochs(
         seconds = time.perf_counter() - start
         train_loss = float(running) / n
         test_loss = _evaluate(model, x_test, loss_fn) if x_test is not None else math.nan
-        if not math.isfinite(train_loss) or (x_test is not None and not math.isfinite(test_loss)):
-            raise Diverged(epoch, train_loss if not math.isfinite(train_loss) else test_loss)
+        if (blown := divergence(epoch, train_loss, test_loss, x_test is not None)) is not None:
+            raise blown
         records.append(EpochRecord(epoch, train_loss, test_loss, seconds, current_lr(opt), runner.captured))
         if sched is not None:
             sched.step()

@@ -40,3 +40,8 @@ class Diverged(AebenchError):
         super().__init__(f"loss became {loss} at epoch {epoch}")
         self.epoch = epoch
         self.loss = loss
+
+
+def failure_reason(exc: BaseException) -> str:
+    """`Type: first line of the message`: what a failed run's `error` column holds."""
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

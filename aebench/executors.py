@@ -27,10 +27,10 @@ import torch
 from aebench import data as datamod
 from aebench.config import DEVICES, RunConfig, check_choice, check_number
 from aebench.engine import RunResult, resolve_device, run_one, run_stack
-from aebench.errors import AebenchError, BadInput, Diverged
+from aebench.errors import AebenchError, BadInput, Diverged, failure_reason
 from aebench.model import Autoencoder
 from aebench.registry import create_model
-from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, failure_reason, record_done, run_local
+from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, record_done, run_local
 from aebench.store import HEARTBEAT_EVERY_S
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'aebench[ray]'"
@@ -135,10 +135,14 @@ def train_cell(config: RunConfig, device: torch.device, dataset: datamod.Dataset
     try:
         result = run_one(config, device=device, dataset=dataset)
     except Diverged as exc:
-        return {"status": "diverged", "error": str(exc), "diverged_epoch": exc.epoch}
+        return _diverged(exc)
     except (AebenchError, RuntimeError, ValueError) as exc:  # e.g. CUDA out of memory
         return {"status": "failed", "error": failure_reason(exc)}
     return _done(result)
+
+
+def _diverged(exc: Diverged) -> dict[str, Any]:
+    return {"status": "diverged", "error": str(exc), "diverged_epoch": exc.epoch}
 
 
 def _done(result: RunResult) -> dict[str, Any]:
@@ -159,10 +163,9 @@ def train_cells(
     if len(configs) > 1:
         try:
             return [
-                {"status": "diverged", "error": str(r), "diverged_epoch": r.epoch} if isinstance(r, Diverged)
-                else _done(r)
+                _diverged(r) if isinstance(r, Diverged) else _done(r)
                 for r in run_stack(configs, device=device, dataset=dataset)
-            ]  # fmt: skip
+            ]
         except (AebenchError, RuntimeError, ValueError):
             pass
     return [train(c, device, dataset) for c in configs]

@@ -18,7 +18,7 @@ from aebench import checkpoint
 from aebench import data as datamod
 from aebench.config import RunConfig
 from aebench.engine import Progress, run_one
-from aebench.errors import AebenchError, BadInput, Diverged
+from aebench.errors import AebenchError, BadInput, Diverged, failure_reason
 from aebench.model import Autoencoder
 from aebench.registry import create_model
 from aebench.store import DB_NAME, FINISHED, HEARTBEAT_EVERY_S, Store, open_store
@@ -219,11 +219,6 @@ def _train_stack_claimed(
         else record_done(store, results, cfg, r.model, r.metrics, _epoch_rows(r.epochs))
         for cfg, r in zip(group, results_, strict=True)
     ]  # fmt: skip
-
-
-def failure_reason(exc: BaseException) -> str:
-    """`Type: first line of the message`: what a failed run's `error` column holds."""
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
 
 
 def _heartbeat(store: Store, run_ids: Sequence[str], progress: Progress | None) -> Progress:

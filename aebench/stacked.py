@@ -30,6 +30,7 @@ from aebench.engine import (
     Progress,
     _evaluate,
     autocast_for,
+    divergence,
     make_optimizer,
     synchronize,
 )
@@ -184,8 +185,8 @@ def train_stacked(
             if i in diverged:
                 continue
             test_loss = _evaluate(model, x_test, LOSSES[losses[i]]) if x_test is not None else math.nan
-            if not math.isfinite(train_losses[i]) or (x_test is not None and not math.isfinite(test_loss)):
-                diverged[i] = Diverged(epoch, train_losses[i] if not math.isfinite(train_losses[i]) else test_loss)
+            if (blown := divergence(epoch, train_losses[i], test_loss, x_test is not None)) is not None:
+                diverged[i] = blown
                 continue
             records[i].append(EpochRecord(epoch, train_losses[i], test_loss, seconds, lrs[i], runner.captured))
         if len(diverged) == k:
