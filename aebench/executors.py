@@ -380,9 +380,11 @@ class RayExecutor(Executor):
             while grid.in_flight:
                 self._wait(job, grid)
         except KeyboardInterrupt:
-            for _, group, _ in grid.in_flight.values():
-                for cfg in group:
-                    store.release(cfg.run_id)  # no-op for one stored just before; the actors die with the session
+            # Every claim of this process without an outcome is dropped: those in flight (the actors die
+            # with the session) and one claimed just before the interrupt; stored runs are untouched.
+            for index, cfg in enumerate(job.configs):
+                if index not in grid.outcomes:
+                    store.release(cfg.run_id)
             raise GridInterrupted(grid.in_order(), len(job.configs)) from None
         return grid.in_order()
 

@@ -155,28 +155,31 @@ def run_local(job: GridJob) -> list[Outcome]:
     assert job.device is not None
     stacks = _stacks(job) if job.stack else {}
     done: dict[str, Outcome] = {}
-    for index, cfg in enumerate(configs):
-        if cfg.run_id in done:
-            continue  # trained in an earlier cell's stack
-        if cfg.run_id in job.finished or not store.claim(cfg):
-            status = store.status(cfg.run_id) or "running"
-            new = [Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})]
-        else:
-            mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in done and store.claim(c)]
-            group = [cfg, *mates]
-            progress = _heartbeat(store, [c.run_id for c in group], events.run_start(index, cfg))
-            try:
+    try:
+        for index, cfg in enumerate(configs):
+            if cfg.run_id in done:
+                continue  # trained in an earlier cell's stack
+            if cfg.run_id in job.finished or not store.claim(cfg):
+                status = store.status(cfg.run_id) or "running"
+                new = [Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})]
+            else:
+                mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in done and store.claim(c)]
+                group = [cfg, *mates]
+                progress = _heartbeat(store, [c.run_id for c in group], events.run_start(index, cfg))
                 if mates:
                     new = _train_stack_claimed(store, results, group, job.device, job.datasets[cfg.dataset], progress)
                 else:
                     new = [_train_claimed(store, results, cfg, job.device, job.datasets[cfg.dataset], progress)]
-            except KeyboardInterrupt:
-                for c in group:
-                    store.release(c.run_id)  # no-op for a run stored just before the interrupt
-                raise GridInterrupted([done[c.run_id] for c in configs if c.run_id in done], len(configs)) from None
-        for outcome in new:
-            done[outcome.run_id] = outcome
-            events.run_end(outcome)
+            for outcome in new:
+                done[outcome.run_id] = outcome
+                events.run_end(outcome)
+    except KeyboardInterrupt:
+        # The interrupt can land anywhere: mid-run, or between a run's record and the next claim.
+        # Every claim of this process that is not a result is dropped (a stored run is untouched).
+        for c in configs:
+            if c.run_id not in done:
+                store.release(c.run_id)
+        raise GridInterrupted([done[c.run_id] for c in configs if c.run_id in done], len(configs)) from None
     return [done[c.run_id] for c in configs]
 
 

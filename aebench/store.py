@@ -215,9 +215,13 @@ class Store:
         db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", list(row.values()))
 
     def release(self, run_id: str) -> None:
-        """Drop this process's claim (an interrupted run is not a result)."""
+        """Drop this process's claim (an interrupted run is not a result); another process's
+        claim, and a finished run, are left alone."""
         with self.transaction() as db:
-            db.execute("DELETE FROM runs WHERE run_id = ? AND status = 'running'", (run_id,))
+            db.execute(
+                "DELETE FROM runs WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
+                (run_id, socket.gethostname(), os.getpid()),
+            )
 
     def finish(
         self,

@@ -159,6 +159,35 @@ def test_failed_run_is_recorded_with_its_reason_and_retried(
     assert [(o.status, o.skipped) for o in again] == [("done", True), ("done", False), ("done", True)]
 
 
+@pytest.mark.parametrize("where", ["after a run is stored", "as the next run is claimed"])
+def test_interrupt_between_runs_keeps_what_finished_and_leaves_no_claim(
+    tmp_results: Path, fashion_mnist: object, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    configs = GridSpec(depths=("shallow",), latent_dims=(2, 4, 8), base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
+                       train_size=500)).expand()  # fmt: skip
+    claims = 0
+    real_claim = runner_mod.Store.claim
+
+    def claim_then_interrupt(self: object, cfg: RunConfig) -> bool:
+        nonlocal claims
+        claims += 1
+        took = real_claim(self, cfg)  # type: ignore[arg-type]
+        if where == "as the next run is claimed" and claims == 2:
+            raise KeyboardInterrupt  # the claim is in the store, the run not yet under way
+        return took
+
+    class StopAfterFirst(runner_mod.GridEvents):
+        def run_end(self, outcome: runner_mod.Outcome) -> None:
+            if where == "after a run is stored":
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_mod.Store, "claim", claim_then_interrupt)
+    with pytest.raises(runner_mod.GridInterrupted) as info:
+        runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False, events=StopAfterFirst())
+    assert [o.status for o in info.value.outcomes] == ["done"]  # what finished is reported
+    assert [s for s, _ in _statuses(tmp_results).values()] == ["done"]  # and no `running` claim is left behind
+
+
 def test_truncated_data_file_is_refused_and_nothing_written(tmp_path: Path, tmp_results: Path) -> None:
     folder = tmp_path / "data" / "mnist"
     folder.mkdir(parents=True)

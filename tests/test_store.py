@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -65,6 +66,18 @@ def test_release_drops_an_interrupted_claim(tmp_results: Path) -> None:
         store.claim(CFG)
         store.release(CFG.run_id)
         assert store.status(CFG.run_id) is None
+
+
+def test_release_leaves_another_process_claim_and_a_result_alone(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        store.claim(CFG)
+        store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getppid(), CFG.run_id))  # a live other
+        store.release(CFG.run_id)
+        assert store.status(CFG.run_id) == "running"
+        store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getpid(), CFG.run_id))
+        store.finish(CFG, "done", {"test_loss": 0.1})
+        store.release(CFG.run_id)
+        assert store.status(CFG.run_id) == "done"
 
 
 @pytest.mark.parametrize(
