@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from aebench import data as datamod
+from aebench import mlp_step
 from aebench.config import RunConfig, model_spec
 from aebench.engine import device_name, resolve_device, synchronize, train_epochs
 from aebench.errors import Diverged
@@ -54,14 +55,18 @@ class Mode:
     precision: str = "fp32"
     cuda_graph: bool = True
     stack: int = 1
+    written_step: bool = True
 
 
-def modes(spec: BenchSpec, device: torch.device, can_stack: bool) -> list[Mode]:
+def modes(spec: BenchSpec, device: torch.device, can_stack: bool, written: bool = False) -> list[Mode]:
     """The seed loop and the engine in fp32 and bf16; on CUDA also the engine without its graph
-    (what the graph buys); with --stack, a stack of that many seeds in fp32."""
+    (what the graph buys); where the model takes the written-out MLP step (`written`), also
+    the engine with autograd's step (what that buys); with --stack, a stack of that many seeds in fp32."""
     out = [Mode("seed-loop"), Mode("engine-fp32"), Mode("engine-bf16", "bf16")]
     if device.type == "cuda":
         out.insert(2, Mode("engine-fp32-eager", cuda_graph=False))
+    if written:
+        out.insert(2, Mode("engine-fp32-autograd", written_step=False))
     if spec.stack > 1 and can_stack:
         out.append(Mode(f"engine-fp32-stack{spec.stack}", stack=spec.stack))
     return out
@@ -134,7 +139,8 @@ def bench_model(
         return model
 
     rows: list[dict[str, Any]] = []
-    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), fresh())):
+    written = mlp_step.applies(fresh(), x_train, "mse")
+    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), fresh()), written):
         report(f"{name}: {mode.name}")
         model = fresh()
         if mode.name == "seed-loop":
@@ -153,7 +159,7 @@ def bench_model(
             gen = torch.Generator(device=device).manual_seed(spec.seed)
             alone = train_epochs(
                 model, x_train, None, loss="mse", lr=1e-3, batch_size=spec.batch_size, epochs=spec.epochs,
-                generator=gen, precision=mode.precision, cuda_graph=mode.cuda_graph,
+                generator=gen, precision=mode.precision, cuda_graph=mode.cuda_graph, written_step=mode.written_step,
             )  # fmt: skip
             seconds = [r.seconds for r in alone]
         timed = _timed(seconds)

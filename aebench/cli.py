@@ -591,8 +591,9 @@ def bench(
     as_json: Json = False,
     debug: Debug = False,
 ) -> None:
-    """Time the seed's loop, aebench's engine (fp32, bf16; on CUDA also without its CUDA graph; with --stack
-    also a stack of seeds) and each model's floor, in one process.
+    """Time the seed's loop, aebench's engine (fp32, bf16; on CUDA also without its CUDA graph; on a CPU, for
+    plain MLPs, also with autograd's step instead of the written-out one; with --stack also a stack of seeds)
+    and each model's floor, in one process.
 
     Prints speed-up over the seed loop, efficiency (floor / achieved) and test MSE after the same epochs;
     saves the JSON under <results>/benchmarks/.

@@ -12,6 +12,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aebench import data as datamod
+from aebench import mlp_step
 from aebench.config import RunConfig
 from aebench.cuda_graph import StepRunner
 from aebench.device_tuning import tune_for
@@ -158,6 +160,76 @@ def current_lr(opt: torch.optim.Optimizer) -> float:
     return float(f"{float(lr):.7g}") if isinstance(lr, torch.Tensor) else float(lr)
 
 
+@dataclass
+class TrainingStep:
+    """What `training_step` yields: call `runner(indices)` once a batch."""
+
+    runner: StepRunner
+    optimizer: torch.optim.Optimizer
+    running: torch.Tensor  # the summed batch losses since it was last zeroed, on the device
+
+
+@contextmanager
+def training_step(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    *,
+    loss: str,
+    lr: float,
+    batch_size: int,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+    precision: str = "fp32",
+    cuda_graph: bool = True,
+    written_step: bool = True,
+) -> Iterator[TrainingStep]:
+    """The engine's training step for `model` on batches of `x_train`, for as long as the block runs.
+
+    On CUDA the step is replayed from a CUDA graph unless `cuda_graph` is False
+    (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
+    that device's kernel choices first (`aebench.device_tuning`), and a plain MLP takes
+    the step with its chain rule written out (`aebench.mlp_step`) unless `written_step`
+    is False: the same ops without autograd's tape, so the same results to rounding.
+
+    bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
+    and takes the loss in fp32, so the loss is comparable with an fp32 run's.
+    """
+    device = x_train.device
+    tune_for(model, device)
+    autocast = autocast_for(device, precision)
+    loss_fn = LOSSES[loss]
+    running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
+    layers = (
+        mlp_step.mlp_layers(model, x_train.dim()) if written_step and mlp_step.applies(model, x_train, loss) else None
+    )
+    with ExitStack() as scope:
+        step: Callable[[torch.Tensor], None]
+        if layers is not None:
+            flat = scope.enter_context(mlp_step.flat_parameters(model))
+            opt: torch.optim.Optimizer = mlp_step.FlatAdam(flat.flat, lr, weight_decay)
+            step = mlp_step.MLPStep(
+                layers, flat, x_train, loss=loss, precision=precision, optimizer=opt, grad_clip=grad_clip,
+                running=running,
+            )  # fmt: skip
+        else:
+            opt = make_optimizer(model.parameters(), lr, weight_decay, device)
+
+            def step(idx: torch.Tensor) -> None:
+                xb = x_train.index_select(0, idx)  # a third of `x_train[idx]`'s time on a CPU
+                with autocast:
+                    out = model(xb)
+                batch_loss = loss_fn(out.float(), xb)
+                opt.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                opt.step()
+                running.add_(batch_loss.detach() * len(idx))  # stays on the device: no sync per step
+
+        runner = StepRunner(step, (min(batch_size, len(x_train)),), device, graph=cuda_graph)
+        yield TrainingStep(runner, opt, running)
+
+
 def train_epochs(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -177,64 +249,44 @@ def train_epochs(
     label: str = "epoch",
     precision: str = "fp32",
     cuda_graph: bool = True,
+    written_step: bool = True,
 ) -> list[EpochRecord]:
-    """Train `model` to reconstruct `x_train`; also used per layer by greedy pretraining.
-
-    On CUDA the step is replayed from a CUDA graph unless `cuda_graph` is False
-    (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
-    that device's kernel choices first (`aebench.device_tuning`).
-
-    bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
-    and takes the loss in fp32, so the loss is comparable with an fp32 run's.
-    """
+    """Train `model` to reconstruct `x_train` with `training_step`'s step (see there for the
+    device-specific paths); also used per layer by greedy pretraining."""
     device = x_train.device
-    tune_for(model, device)
-    autocast = autocast_for(device, precision)
-    loss_fn = LOSSES[loss]
-    opt = make_optimizer(model.parameters(), lr, weight_decay, device)
-    sched = _schedule(opt, lr_schedule, epochs)
     n = len(x_train)
     steps = math.ceil(n / batch_size)
     total_steps = total_steps or steps * epochs
-    running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
-
-    def step(idx: torch.Tensor) -> None:
-        xb = x_train[idx]
-        with autocast:
-            out = model(xb)
-        batch_loss = loss_fn(out.float(), xb)
-        opt.zero_grad(set_to_none=True)
-        batch_loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        running.add_(batch_loss.detach() * len(idx))  # stays on the device: no sync per step
-
-    runner = StepRunner(step, (min(batch_size, n),), device, graph=cuda_graph)
     records: list[EpochRecord] = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        running.zero_()
-        synchronize(device)
-        start = time.perf_counter()
-        for step_no, idx in enumerate(batches(n, batch_size, generator, device), 1):
-            runner(idx)
-            if progress is not None and step_no % PROGRESS_EVERY == 0:
-                progress(step_offset + (epoch - 1) * steps + step_no, total_steps, f"{label} {epoch}/{epochs}")
-        synchronize(device)
-        seconds = time.perf_counter() - start
-        train_loss = float(running) / n
-        test_loss = _evaluate(model, x_test, loss_fn) if x_test is not None else math.nan
-        if (blown := divergence(epoch, train_loss, test_loss, x_test is not None)) is not None:
-            raise blown
-        records.append(EpochRecord(epoch, train_loss, test_loss, seconds, current_lr(opt), runner.captured))
-        if sched is not None:
-            sched.step()
-        if progress is not None:
-            msg = f"{label} {epoch}/{epochs} train {train_loss:.4f}"
-            if x_test is not None:
-                msg += f" test {test_loss:.4f}"
-            progress(step_offset + epoch * steps, total_steps, msg)
+    with training_step(
+        model, x_train, loss=loss, lr=lr, batch_size=batch_size, weight_decay=weight_decay, grad_clip=grad_clip,
+        precision=precision, cuda_graph=cuda_graph, written_step=written_step,
+    ) as train:  # fmt: skip
+        sched = _schedule(train.optimizer, lr_schedule, epochs)
+        for epoch in range(1, epochs + 1):
+            model.train()
+            train.running.zero_()
+            synchronize(device)
+            start = time.perf_counter()
+            for step_no, idx in enumerate(batches(n, batch_size, generator, device), 1):
+                train.runner(idx)
+                if progress is not None and step_no % PROGRESS_EVERY == 0:
+                    progress(step_offset + (epoch - 1) * steps + step_no, total_steps, f"{label} {epoch}/{epochs}")
+            synchronize(device)
+            seconds = time.perf_counter() - start
+            train_loss = float(train.running) / n
+            test_loss = _evaluate(model, x_test, LOSSES[loss]) if x_test is not None else math.nan
+            if (blown := divergence(epoch, train_loss, test_loss, x_test is not None)) is not None:
+                raise blown
+            lr_now = current_lr(train.optimizer)
+            records.append(EpochRecord(epoch, train_loss, test_loss, seconds, lr_now, train.runner.captured))
+            if sched is not None:
+                sched.step()
+            if progress is not None:
+                msg = f"{label} {epoch}/{epochs} train {train_loss:.4f}"
+                if x_test is not None:
+                    msg += f" test {test_loss:.4f}"
+                progress(step_offset + epoch * steps, total_steps, msg)
     return records
 
 

@@ -38,7 +38,10 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     spec = BenchSpec(models=("seed-ae",), epochs=1, train_size=512, device="cpu", stack=3)
     result = run_bench(spec, check_clock=False)
     rows = {r["mode"]: r for r in result["rows"]}
-    assert set(rows) == {"seed-loop", "engine-fp32", "engine-bf16", "engine-fp32-stack3", "floor-fp32", "floor-bf16"}
+    assert set(rows) == {
+        "seed-loop", "engine-fp32", "engine-fp32-autograd", "engine-bf16", "engine-fp32-stack3", "floor-fp32",
+        "floor-bf16",
+    }  # fmt: skip
     seed = rows["seed-loop"]
     for r in rows.values():
         assert r["epoch_s"] > 0
@@ -47,6 +50,8 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     assert stack["samples_per_s"] == pytest.approx(3 * 512 / stack["epoch_s"])
     assert stack["efficiency"] == pytest.approx(rows["floor-fp32"]["epoch_s"] * 3 / stack["epoch_s"])
     assert stack["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)  # its first run: seed 0
+    # seed-ae takes the written-out MLP step; the autograd row is the same training, taped
+    assert rows["engine-fp32-autograd"]["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)
     assert rows["engine-fp32"]["efficiency"] == pytest.approx(
         rows["floor-fp32"]["epoch_s"] / rows["engine-fp32"]["epoch_s"]
     )

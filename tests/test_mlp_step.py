@@ -1,0 +1,156 @@
+"""The written-out MLP step equals autograd's: gradients of one step, and whole training runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from aebench import data
+from aebench.engine import LOSSES, autocast_for, make_optimizer, train_epochs
+from aebench.mlp_step import FlatAdam, MLPStep, applies, flat_parameters, mlp_layers
+from aebench.model import Autoencoder
+from aebench.registry import create_model
+
+CPU = torch.device("cpu")
+SHAPE = (1, 28, 28)
+
+
+def _mlp(hidden_act: nn.Module, output_act: nn.Module) -> Autoencoder:
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(784, 64), hidden_act, nn.Linear(64, 8))
+    dec = nn.Sequential(nn.Linear(8, 64), hidden_act, nn.Linear(64, 784), output_act)
+    return Autoencoder(SHAPE, enc, dec, (8,))
+
+
+def _batch(fashion_mnist: data.Dataset, n: int = 200) -> torch.Tensor:
+    return data.to_device(fashion_mnist.train.images[:n], CPU, "sigmoid")
+
+
+def _autograd_grads(model: nn.Module, x: torch.Tensor, loss: str, precision: str) -> tuple[float, list[torch.Tensor]]:
+    with autocast_for(CPU, precision):
+        out = model(x)
+    value = LOSSES[loss](out.float(), x)
+    model.zero_grad(set_to_none=True)
+    value.backward()
+    return float(value.detach()), [p.grad.clone() for p in model.parameters()]  # type: ignore[union-attr]
+
+
+def _written_grads(model: nn.Module, x: torch.Tensor, loss: str, precision: str) -> tuple[float, list[torch.Tensor]]:
+    layers = mlp_layers(model, x.dim())
+    assert layers is not None
+    running = torch.zeros(())
+    with flat_parameters(model) as flat:
+        opt = torch.optim.SGD([flat.flat], lr=0.0)  # a no-op update: the gradients are what is compared
+        step = MLPStep(layers, flat, x, loss=loss, precision=precision, optimizer=opt, grad_clip=None, running=running)
+        step(torch.arange(len(x)))
+        grads = [g.clone() for g in flat.grads]
+    return float(running) / len(x), grads
+
+
+_CASES = [
+    (hidden, output, loss)
+    for hidden, output, losses in [
+        (nn.ReLU, nn.Sigmoid, ("mse", "bce", "l1")),
+        (lambda: nn.LeakyReLU(0.1), nn.Tanh, ("mse", "l1")),  # bce needs outputs in [0, 1]
+        (nn.Tanh, nn.Identity, ("mse", "l1")),
+    ]
+    for loss in losses
+]
+
+
+@pytest.mark.parametrize(("hidden", "output", "loss"), _CASES)
+def test_one_step_has_autograds_loss_and_gradients(
+    fashion_mnist: data.Dataset, hidden: Callable[[], nn.Module], output: Callable[[], nn.Module], loss: str
+) -> None:
+    x = _batch(fashion_mnist)
+    for precision, tol in (("fp32", 1e-5), ("bf16", 2e-2)):
+        model = _mlp(hidden(), output())
+        want_loss, want = _autograd_grads(model, x, loss, precision)
+        got_loss, got = _written_grads(model, x, loss, precision)
+        assert got_loss == pytest.approx(want_loss, rel=tol)
+        for w, g in zip(want, got, strict=True):
+            assert g.dtype == torch.float32 and g.shape == w.shape
+            # relative to the gradient's scale: a bf16 gradient has 3 significant digits
+            assert (g - w).abs().max() <= tol * w.abs().max() + 1e-9, precision
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_equals_the_autograd_step(fashion_mnist: data.Dataset, precision: str) -> None:
+    x = data.to_device(fashion_mnist.train.images[:1000], CPU, "sigmoid")
+    x_test = data.to_device(fashion_mnist.test.images[:500], CPU, "sigmoid")
+    runs = []
+    for written in (True, False):
+        torch.manual_seed(1)
+        model = create_model("seed-ae", SHAPE)
+        records = train_epochs(
+            model, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=2, generator=torch.Generator().manual_seed(0),
+            weight_decay=1e-4, grad_clip=1.0, lr_schedule="cosine", precision=precision, written_step=written,
+        )  # fmt: skip
+        runs.append((records, model))
+    (written_records, written_model), (taped_records, taped_model) = runs
+    tol = 1e-5 if precision == "fp32" else 2e-2
+    for a, b in zip(written_records, taped_records, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=tol)
+        assert a.test_loss == pytest.approx(b.test_loss, rel=tol)
+        assert a.lr == b.lr
+    for p, q in zip(written_model.parameters(), taped_model.parameters(), strict=True):
+        assert p.is_contiguous() and p.untyped_storage().nbytes() == p.numel() * 4  # its own storage again
+        if precision == "fp32":
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_which_models_take_the_written_step() -> None:
+    x = torch.zeros(4, *SHAPE)
+    for name in ("seed-ae", "seed-simple"):
+        assert applies(create_model(name, SHAPE), x, "mse")
+    assert applies(create_model("seed-flexible", SHAPE, latent_dim=8), x, "bce")
+    assert applies(create_model("fc", SHAPE, depth="deep"), x, "l1")
+    assert not applies(create_model("seed-deep", SHAPE), x, "mse")  # batch norm and dropout
+    assert not applies(create_model("seed-conv", SHAPE), x, "mse")
+    assert not applies(create_model("fc", SHAPE, activation="gelu"), x, "mse")
+    assert not applies(create_model("seed-ae", SHAPE), x.to("meta"), "mse")  # CPU only
+    flat_rows = torch.zeros(4, 784)
+    pair = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 784), nn.Sigmoid())
+    assert applies(pair, flat_rows, "mse") and not applies(pair, x, "mse")  # a bare Sequential needs flat rows
+    tied = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    tied.append(tied[0])
+    assert not applies(tied, torch.zeros(4, 8), "mse")
+    frozen = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    frozen[0].bias.requires_grad_(False)
+    assert not applies(frozen, torch.zeros(4, 8), "mse")
+
+
+def test_pretraining_layer_pairs_take_the_written_step(fashion_mnist: data.Dataset) -> None:
+    x = data.to_device(fashion_mnist.train.images[:600], CPU, "sigmoid").flatten(1)
+    losses = []
+    for written in (True, False):
+        torch.manual_seed(0)
+        pair = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 784), nn.Sigmoid())
+        records = train_epochs(
+            pair, x, None, loss="mse", lr=1e-3, batch_size=128, epochs=1, generator=torch.Generator().manual_seed(0),
+            written_step=written,
+        )  # fmt: skip
+        losses.append(records[0].train_loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_flat_adam_equals_torch_adam_over_the_separate_tensors() -> None:
+    torch.manual_seed(0)
+    a, b = nn.Linear(5, 3), nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = make_optimizer(a.parameters(), 1e-2, 1e-3, CPU)
+    with flat_parameters(b) as flat:
+        opt_b = FlatAdam(flat.flat, 1e-2, 1e-3)
+        for _ in range(4):
+            grads = [torch.randn_like(p) for p in a.parameters()]
+            for p, g in zip(a.parameters(), grads, strict=True):
+                p.grad = g.clone()
+            for view, g in zip(flat.grads, grads, strict=True):
+                view.copy_(g)
+            opt_a.step()
+            opt_b.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
