@@ -45,6 +45,7 @@ class BenchSpec:
     device: str = "auto"
     seed: int = 0
     stack: int = 0  # also train this many seeds of each stackable model as one stack (0: no)
+    data_dir: str | None = None  # searched first for the dataset, as in `train` and `compare`
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def run_bench(spec: BenchSpec, report: Report | None = None, check_clock: bool =
     device = resolve_device(spec.device)
     for name in spec.models:
         create_model(name, datamod.PUBLISHED_SHAPES[datamod.check_name(spec.dataset)])  # bad names fail first
-    ds = datamod.load(spec.dataset, allow_download=False)
+    ds = datamod.load(spec.dataset, spec.data_dir, allow_download=False)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aebench-seedloop-") as tmp:
         tv_dataset = _torchvision_dataset(ds.folder, spec.dataset, Path(tmp))

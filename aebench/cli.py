@@ -570,6 +570,7 @@ def bench(
         ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
     ),
     dataset: Dataset = "fashion-mnist",
+    data_dir: DataDir = None,
     epochs: Annotated[
         int, typer.Option(help="Epochs per mode; the first is warm-up and not timed when there are more.")
     ] = 2,
@@ -610,6 +611,7 @@ def bench(
             models=tuple(cfgmod.split_list("--models", models)),
             dataset=cfgmod.check_choice("--dataset", dataset, cfgmod.DATASETS),
             epochs=epochs, batch_size=batch_size, train_size=train_size, device=device, stack=stack,
+            data_dir=None if data_dir is None else str(data_dir),
         )  # fmt: skip
         with err.status("benching") as status:
             result = run_bench(spec, report=lambda msg: status.update(f"benching {msg}"), check_clock=clock_check)

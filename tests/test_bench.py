@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aebench import data
 from aebench.bench import BenchSpec, run_bench
 from aebench.cli import app
 from aebench.floor import Gemm, step_gemms
@@ -71,3 +72,31 @@ def test_bench_cli_saves_json_and_refuses_bad_models(tmp_path: Path) -> None:
     saved = Path(json.loads(res.stdout)["saved"])
     assert saved.parent == tmp_path / "r" / "benchmarks"
     assert len(json.loads(saved.read_text())["rows"]) == 5
+
+
+def test_bench_reads_the_data_dir(tmp_path: Path, fashion_mnist: data.Dataset) -> None:
+    folder = tmp_path / "data" / "mnist"  # Fashion-MNIST's files under MNIST's name: only --data-dir has them
+    folder.mkdir(parents=True)
+    for source in fashion_mnist.folder.glob("*-ubyte*"):
+        (folder / source.name).symlink_to(source)
+    args = ["--models", "seed-ae", "--dataset", "mnist", "--epochs", "1", "--train-size", "256", "--device", "cpu"]
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            *args,
+            "--no-clock-check",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "r"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["dataset"] == "mnist" and {r["model"] for r in out["rows"]} == {"seed-ae"}
+    missing = CliRunner().invoke(
+        app, ["bench", *args, "--data-dir", str(tmp_path / "nowhere"), "--results", str(tmp_path / "q")]
+    )
+    assert missing.exit_code == 2 and "mnist" in missing.stderr and not (tmp_path / "q").exists()
