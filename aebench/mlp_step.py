@@ -90,6 +90,7 @@ class FlatParams:
         self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
         self.flat.grad = torch.zeros_like(self.flat)
         self.grads: list[torch.Tensor] = []
+        self.offsets: list[int] = []  # where each parameter starts in the buffer
         offset = 0
         with torch.no_grad():
             for p in self.params:
@@ -97,6 +98,7 @@ class FlatParams:
                 self.flat[offset : offset + k].copy_(p.reshape(-1))
                 p.data = self.flat.data[offset : offset + k].view_as(p)
                 self.grads.append(self.flat.grad[offset : offset + k].view_as(p))
+                self.offsets.append(offset)
                 offset += k
 
     def release(self) -> None:
@@ -135,31 +137,24 @@ class FlatAdam(torch.optim.Adam):
         return None
 
 
-def _act_forward(act: nn.Module | None, z: torch.Tensor) -> torch.Tensor:
-    if act is None or type(act) is nn.Identity:
-        return z
-    if type(act) is nn.ReLU:
-        return z.relu_()
-    if type(act) is nn.Sigmoid:
-        return z.sigmoid_()
-    if type(act) is nn.Tanh:
-        return z.tanh_()
-    assert type(act) is nn.LeakyReLU
-    return F.leaky_relu(z, act.negative_slope)  # its backward needs z
+Forward = Callable[[torch.Tensor], torch.Tensor]
+Backward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (grad, pre-activation, output)
 
 
-def _act_backward(act: nn.Module | None, g: torch.Tensor, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """The activation's own backward kernel, as autograd would call it."""
+def activation_fns(act: nn.Module | None) -> tuple[Forward, Backward]:
+    """The activation's forward (in place where autograd's backward needs only the output) and
+    its own backward kernel, as autograd would call it."""
     if act is None or type(act) is nn.Identity:
-        return g
+        return (lambda z: z), (lambda g, z, out: g)
     if type(act) is nn.ReLU:
-        return aten.threshold_backward(g, out, 0)
+        return torch.Tensor.relu_, (lambda g, z, out: aten.threshold_backward(g, out, 0))
     if type(act) is nn.Sigmoid:
-        return aten.sigmoid_backward(g, out)
+        return torch.Tensor.sigmoid_, (lambda g, z, out: aten.sigmoid_backward(g, out))
     if type(act) is nn.Tanh:
-        return aten.tanh_backward(g, out)
+        return torch.Tensor.tanh_, (lambda g, z, out: aten.tanh_backward(g, out))
     assert type(act) is nn.LeakyReLU
-    return aten.leaky_relu_backward(g, z, act.negative_slope, False)
+    slope = act.negative_slope  # its backward reads the pre-activation, so the forward keeps it
+    return (lambda z: F.leaky_relu(z, slope)), (lambda g, z, out: aten.leaky_relu_backward(g, z, slope, False))
 
 
 def loss_and_grad(loss: str, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,6 +169,19 @@ def loss_and_grad(loss: str, out: torch.Tensor, target: torch.Tensor) -> tuple[t
         return torch.vdot(flat, flat).div_(flat.numel()), diff.mul_(2.0 / flat.numel())
     assert loss == "l1"
     return flat.abs().mean(), diff.sgn_().div_(flat.numel())
+
+
+@dataclass(frozen=True)
+class _Wired:
+    """One layer as the step uses it: its weights (bf16 views under bf16), activation and gradient views."""
+
+    bias: torch.Tensor
+    weight: torch.Tensor
+    weight_t: torch.Tensor
+    forward: Forward
+    backward: Backward
+    weight_grad: torch.Tensor
+    bias_grad: torch.Tensor
 
 
 class MLPStep:
@@ -198,19 +206,20 @@ class MLPStep:
         self.grad_clip = grad_clip
         self.running = running
         self.flat = flat
-        self.acts = [layer.act for layer in layers]
-        weights = [t for layer in layers for t in (layer.linear.weight, layer.linear.bias)]
-        index = {id(p): i for i, p in enumerate(flat.params)}
-        self.grads = [flat.grads[index[id(t)]] for t in weights]
+        position = {id(p): i for i, p in enumerate(flat.params)}
+        weights: list[torch.Tensor] = [p.data for p in flat.params]
         if self.low:  # one bf16 copy of the flat buffer a step; its views are the layers' weights
             self.flat_low = torch.empty_like(flat.flat, dtype=torch.bfloat16)
-            offsets = [0]
-            for p in flat.params:
-                offsets.append(offsets[-1] + p.numel())
-            low = {id(p): self.flat_low[offsets[i] : offsets[i + 1]].view_as(p) for i, p in enumerate(flat.params)}
-            self.weights = [low[id(t)] for t in weights]
-        else:
-            self.weights = [t.data for t in weights]
+            weights = [
+                self.flat_low[a : a + p.numel()].view_as(p) for a, p in zip(flat.offsets, flat.params, strict=True)
+            ]
+        self.layers: list[_Wired] = []
+        for layer in layers:
+            w, b = position[id(layer.linear.weight)], position[id(layer.linear.bias)]
+            forward, backward = activation_fns(layer.act)
+            self.layers.append(
+                _Wired(weights[b], weights[w], weights[w].t(), forward, backward, flat.grads[w], flat.grads[b])
+            )
 
     @torch.no_grad()
     def __call__(self, idx: torch.Tensor) -> None:
@@ -218,30 +227,29 @@ class MLPStep:
         if self.low:
             self.flat_low.copy_(self.flat.flat)
         h = target.to(torch.bfloat16) if self.low else target
-        inputs, pre, post = [], [], []
-        for i, act in enumerate(self.acts):
-            inputs.append(h)
-            z = torch.addmm(self.weights[2 * i + 1], h, self.weights[2 * i].t())
-            pre.append(z if type(act) is nn.LeakyReLU else None)
-            h = _act_forward(act, z)
-            post.append(h)
+        saved = []  # (input, pre-activation, output) of each layer
+        for layer in self.layers:
+            z = torch.addmm(layer.bias, h, layer.weight_t)
+            out = layer.forward(z)
+            saved.append((h, z, out))
+            h = out
         value, g = loss_and_grad(self.loss, h.float() if self.low and self.loss == "bce" else h, target)
         if self.low:
             g = g.to(torch.bfloat16)
-        for i in range(len(self.acts) - 1, -1, -1):
-            g = _act_backward(self.acts[i], g, pre[i], post[i])  # type: ignore[arg-type]
-            weight_grad, bias_grad = self.grads[2 * i], self.grads[2 * i + 1]
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, (inp, z, out) = self.layers[i], saved[i]
+            g = layer.backward(g, z, out)
             if self.low:
-                weight_grad.copy_(torch.mm(g.t(), inputs[i]))
+                layer.weight_grad.copy_(torch.mm(g.t(), inp))
             else:
-                torch.mm(g.t(), inputs[i], out=weight_grad)
-            torch.sum(g, 0, dtype=bias_grad.dtype, out=bias_grad)
+                torch.mm(g.t(), inp, out=layer.weight_grad)
+            torch.sum(g, 0, dtype=layer.bias_grad.dtype, out=layer.bias_grad)
             if i > 0:
-                g = torch.mm(g, self.weights[2 * i])
+                g = torch.mm(g, layer.weight)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_([self.flat.flat], self.grad_clip)
         self.optimizer.step()
-        self.running.add_(value * len(idx))
+        self.running.add_(value, alpha=len(idx))
 
 
 @contextmanager
