@@ -62,12 +62,14 @@ class Mode:
 def modes(spec: BenchSpec, device: torch.device, can_stack: bool, written: bool = False) -> list[Mode]:
     """The seed loop and the engine in fp32 and bf16; on CUDA also the engine without its graph
     (what the graph buys); where the model takes the written-out MLP step (`written`), also
-    the engine with autograd's step (what that buys); with --stack, a stack of that many seeds in fp32."""
+    the engine with autograd's step in both precisions (what that buys); with --stack, a stack
+    of that many seeds in fp32."""
     out = [Mode("seed-loop"), Mode("engine-fp32"), Mode("engine-bf16", "bf16")]
     if device.type == "cuda":
         out.insert(2, Mode("engine-fp32-eager", cuda_graph=False))
     if written:
         out.insert(2, Mode("engine-fp32-autograd", written_step=False))
+        out.append(Mode("engine-bf16-autograd", "bf16", written_step=False))
     if spec.stack > 1 and can_stack:
         out.append(Mode(f"engine-fp32-stack{spec.stack}", stack=spec.stack))
     return out

@@ -199,9 +199,7 @@ def training_step(
     autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
     running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
-    layers = (
-        mlp_step.mlp_layers(model, x_train.dim()) if written_step and mlp_step.applies(model, x_train, loss) else None
-    )
+    layers = mlp_step.written_layers(model, x_train, loss) if written_step else None
     with ExitStack() as scope:
         step: Callable[[torch.Tensor], None]
         if layers is not None:

@@ -382,9 +382,7 @@ class RayExecutor(Executor):
         except KeyboardInterrupt:
             # Every claim of this process without an outcome is dropped: those in flight (the actors die
             # with the session) and one claimed just before the interrupt; stored runs are untouched.
-            for index, cfg in enumerate(job.configs):
-                if index not in grid.outcomes:
-                    store.release(cfg.run_id)
+            store.release(*(cfg.run_id for index, cfg in enumerate(job.configs) if index not in grid.outcomes))
             raise GridInterrupted(grid.in_order(), len(job.configs)) from None
         return grid.in_order()
 

@@ -39,6 +39,8 @@ LOSSES = ("mse", "bce", "l1")
 
 @dataclass(frozen=True)
 class Layer:
+    """A Linear layer and the activation that follows it (None: none)."""
+
     linear: nn.Linear
     act: nn.Module | None
 
@@ -75,9 +77,36 @@ def mlp_layers(model: nn.Module, input_dims: int) -> list[Layer] | None:
     return layers
 
 
+def _hooked(model: nn.Module) -> bool:
+    """Whether a hook could change what the model computes or sees: the written step runs none."""
+    from torch.nn.modules import module as hooks
+
+    globals_ = (
+        hooks._global_forward_hooks, hooks._global_forward_pre_hooks, hooks._global_backward_hooks,
+        hooks._global_backward_pre_hooks,
+    )  # fmt: skip
+    if any(globals_):
+        return True
+    for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+            return True
+    return any(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None) for p in model.parameters())
+
+
+def written_layers(model: nn.Module, x: torch.Tensor, loss: str) -> list[Layer] | None:
+    """The layers `MLPStep` trains `model` through on `x` with `loss`, or None where it cannot
+    (then the autograd step does): CPU only (CUDA replays a graph), fp32 parameters on x's
+    device, no hooks."""
+    if x.device.type != "cpu" or loss not in LOSSES or _hooked(model):
+        return None
+    if not all(p.dtype == torch.float32 and p.device == x.device for p in model.parameters()):
+        return None  # autograd would refuse mixed dtypes; the flat buffer would hide them
+    return mlp_layers(model, x.dim())
+
+
 def applies(model: nn.Module, x: torch.Tensor, loss: str) -> bool:
-    """Whether `MLPStep` can train `model` on `x` with `loss` (CPU only: CUDA replays a graph)."""
-    return x.device.type == "cpu" and loss in LOSSES and mlp_layers(model, x.dim()) is not None
+    """Whether `train_epochs` trains `model` on `x` with `loss` through `MLPStep`."""
+    return written_layers(model, x, loss) is not None
 
 
 class FlatParams:
@@ -114,7 +143,9 @@ class FlatAdam(torch.optim.Adam):
     checks) took about 60 us of a `seed-ae` step's 190 us of Adam on the CPU above. The
     first step runs torch's own code, which creates the state; later ones add one to the
     step count and call the same fused kernel with the same arguments, as torch's own
-    fused path does. A test holds it equal, bit for bit, to Adam over the separate tensors.
+    fused path does. `torch._fused_adam_` is private: a test holds this class equal, bit
+    for bit, to `torch.optim.Adam` over the separate tensors, so a torch upgrade that
+    changes the kernel's contract fails that test instead of training differently.
     """
 
     def __init__(self, flat: nn.Parameter, lr: float, weight_decay: float) -> None:
@@ -243,7 +274,10 @@ class MLPStep:
                 layer.weight_grad.copy_(torch.mm(g.t(), inp))
             else:
                 torch.mm(g.t(), inp, out=layer.weight_grad)
-            torch.sum(g, 0, dtype=layer.bias_grad.dtype, out=layer.bias_grad)
+            if self.low:  # summed in bf16, then cast, as autograd does under autocast
+                layer.bias_grad.copy_(g.sum(0))
+            else:
+                torch.sum(g, 0, out=layer.bias_grad)
             if i > 0:
                 g = torch.mm(g, layer.weight)
         if self.grad_clip is not None:

@@ -176,9 +176,7 @@ def run_local(job: GridJob) -> list[Outcome]:
     except KeyboardInterrupt:
         # The interrupt can land anywhere: mid-run, or between a run's record and the next claim.
         # Every claim of this process that is not a result is dropped (a stored run is untouched).
-        for c in configs:
-            if c.run_id not in done:
-                store.release(c.run_id)
+        store.release(*(c.run_id for c in configs if c.run_id not in done))
         raise GridInterrupted([done[c.run_id] for c in configs if c.run_id in done], len(configs)) from None
     return [done[c.run_id] for c in configs]
 

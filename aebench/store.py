@@ -214,14 +214,17 @@ class Store:
         marks = ", ".join("?" for _ in row)
         db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", list(row.values()))
 
-    def release(self, run_id: str) -> None:
-        """Drop this process's claim (an interrupted run is not a result); another process's
-        claim, and a finished run, are left alone."""
+    def release(self, *run_ids: str) -> None:
+        """Drop this process's claims on `run_ids` (an interrupted run is not a result), in one
+        transaction; another process's claim, and a finished run, are left alone."""
         with self.transaction() as db:
-            db.execute(
-                "DELETE FROM runs WHERE run_id = ? AND status = 'running' AND host = ? AND pid = ?",
-                (run_id, socket.gethostname(), os.getpid()),
-            )
+            for start in range(0, len(run_ids), 500):  # SQLite's limit on bound variables
+                chunk = run_ids[start : start + 500]
+                db.execute(
+                    f"DELETE FROM runs WHERE status = 'running' AND host = ? AND pid = ? "
+                    f"AND run_id IN ({', '.join('?' for _ in chunk)})",
+                    (socket.gethostname(), os.getpid(), *chunk),
+                )
 
     def finish(
         self,

@@ -40,8 +40,8 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     result = run_bench(spec, check_clock=False)
     rows = {r["mode"]: r for r in result["rows"]}
     assert set(rows) == {
-        "seed-loop", "engine-fp32", "engine-fp32-autograd", "engine-bf16", "engine-fp32-stack3", "floor-fp32",
-        "floor-bf16",
+        "seed-loop", "engine-fp32", "engine-fp32-autograd", "engine-bf16", "engine-bf16-autograd",
+        "engine-fp32-stack3", "floor-fp32", "floor-bf16",
     }  # fmt: skip
     seed = rows["seed-loop"]
     for r in rows.values():
@@ -53,6 +53,12 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     assert stack["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)  # its first run: seed 0
     # seed-ae takes the written-out MLP step; the autograd row is the same training, taped
     assert rows["engine-fp32-autograd"]["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)
+    assert rows["engine-bf16-autograd"]["mse_vs_reference"] == pytest.approx(
+        rows["engine-bf16-autograd"]["test_mse"] / rows["engine-fp32"]["test_mse"]
+    )  # bf16 rows against engine-fp32
+    assert rows["engine-bf16-autograd"]["efficiency"] == pytest.approx(
+        rows["floor-bf16"]["epoch_s"] / rows["engine-bf16-autograd"]["epoch_s"]
+    )
     assert rows["engine-fp32"]["efficiency"] == pytest.approx(
         rows["floor-fp32"]["epoch_s"] / rows["engine-fp32"]["epoch_s"]
     )

@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from aebench import data
+from aebench import data, mlp_step
 from aebench.engine import LOSSES, autocast_for, make_optimizer, train_epochs
+from aebench.errors import Diverged
 from aebench.mlp_step import FlatAdam, MLPStep, applies, flat_parameters, mlp_layers
 from aebench.model import Autoencoder
+from aebench.pretrain import greedy_pretrain
 from aebench.registry import create_model
 
 CPU = torch.device("cpu")
@@ -77,19 +79,31 @@ def test_one_step_has_autograds_loss_and_gradients(
             assert (g - w).abs().max() <= tol * w.abs().max() + 1e-9, precision
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_training_equals_the_autograd_step(fashion_mnist: data.Dataset, precision: str) -> None:
+@pytest.mark.parametrize(("precision", "schedule"), [("fp32", "cosine"), ("fp32", "step"), ("bf16", "cosine")])
+def test_training_equals_the_autograd_step(
+    fashion_mnist: data.Dataset, monkeypatch: pytest.MonkeyPatch, precision: str, schedule: str
+) -> None:
     x = data.to_device(fashion_mnist.train.images[:1000], CPU, "sigmoid")
     x_test = data.to_device(fashion_mnist.test.images[:500], CPU, "sigmoid")
+    written_steps = 0
+    real_call = MLPStep.__call__
+
+    def counted(self: MLPStep, idx: torch.Tensor) -> None:
+        nonlocal written_steps
+        written_steps += 1
+        real_call(self, idx)
+
+    monkeypatch.setattr(MLPStep, "__call__", counted)
     runs = []
     for written in (True, False):
         torch.manual_seed(1)
         model = create_model("seed-ae", SHAPE)
         records = train_epochs(
-            model, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=2, generator=torch.Generator().manual_seed(0),
-            weight_decay=1e-4, grad_clip=1.0, lr_schedule="cosine", precision=precision, written_step=written,
+            model, x, x_test, loss="mse", lr=1e-3, batch_size=128, epochs=3, generator=torch.Generator().manual_seed(0),
+            weight_decay=1e-4, grad_clip=1.0, lr_schedule=schedule, precision=precision, written_step=written,
         )  # fmt: skip
         runs.append((records, model))
+        assert written_steps == 3 * 8  # the written step trained the first run, and only it
     (written_records, written_model), (taped_records, taped_model) = runs
     tol = 1e-5 if precision == "fp32" else 2e-2
     for a, b in zip(written_records, taped_records, strict=True):
@@ -100,6 +114,19 @@ def test_training_equals_the_autograd_step(fashion_mnist: data.Dataset, precisio
         assert p.is_contiguous() and p.untyped_storage().nbytes() == p.numel() * 4  # its own storage again
         if precision == "fp32":
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+        else:  # bf16 rounding differs by where a sum is cast; the weights stay close
+            assert (p - q).abs().max() <= 0.05 * q.abs().max()
+
+
+def test_parameters_get_their_own_storage_back_when_a_run_diverges(fashion_mnist: data.Dataset) -> None:
+    x = data.to_device(fashion_mnist.train.images[:300], CPU, "sigmoid")
+    x[7, 0, 0, 0] = float("nan")
+    model = create_model("seed-ae", SHAPE)
+    with pytest.raises(Diverged):
+        train_epochs(model, x, None, loss="mse", lr=1e-3, batch_size=128, epochs=1,
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    assert len(storages) == len(list(model.parameters()))
 
 
 def test_which_models_take_the_written_step() -> None:
@@ -121,20 +148,44 @@ def test_which_models_take_the_written_step() -> None:
     frozen = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
     frozen[0].bias.requires_grad_(False)
     assert not applies(frozen, torch.zeros(4, 8), "mse")
+    mixed = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    mixed[2].double()  # autograd refuses the mixed dtypes; the written step must not hide them
+    assert not applies(mixed, torch.zeros(4, 8), "mse")
+    hooked = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    handle = hooked[2].register_forward_hook(lambda mod, inp, out: out + 3.0)
+    assert not applies(hooked, torch.zeros(4, 8), "mse")  # the written step runs no hooks
+    handle.remove()
+    assert applies(hooked, torch.zeros(4, 8), "mse")
+    hooked[0].weight.register_hook(lambda g: g * 2)
+    assert not applies(hooked, torch.zeros(4, 8), "mse")
+
+    class Shifted(Autoencoder):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) + 1.0
+
+    base = create_model("seed-ae", SHAPE)
+    assert isinstance(base, Autoencoder)
+    shifted = Shifted(SHAPE, base.encoder, base.decoder, base.latent_shape)
+    assert not applies(shifted, x, "mse")  # a subclass may compute something else
 
 
-def test_pretraining_layer_pairs_take_the_written_step(fashion_mnist: data.Dataset) -> None:
-    x = data.to_device(fashion_mnist.train.images[:600], CPU, "sigmoid").flatten(1)
-    losses = []
+def test_greedy_pretraining_equals_the_autograd_step(
+    fashion_mnist: data.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pretraining trains layer pairs (a bare Sequential sharing the model's Linear layers)."""
+    x = data.to_device(fashion_mnist.train.images[:600], CPU, "sigmoid")
+    models = []
     for written in (True, False):
+        if not written:
+            monkeypatch.setattr(mlp_step, "written_layers", lambda *args: None)
         torch.manual_seed(0)
-        pair = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 784), nn.Sigmoid())
-        records = train_epochs(
-            pair, x, None, loss="mse", lr=1e-3, batch_size=128, epochs=1, generator=torch.Generator().manual_seed(0),
-            written_step=written,
-        )  # fmt: skip
-        losses.append(records[0].train_loss)
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+        model = create_model("fc", SHAPE, depth="medium", latent_dim=16)
+        greedy_pretrain(model, x, epochs=1, lr=1e-3, batch_size=128, generator=torch.Generator().manual_seed(0))
+        models.append(model)
+    for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    storages = {p.untyped_storage().data_ptr() for p in models[0].parameters()}
+    assert len(storages) == len(list(models[0].parameters()))
 
 
 def test_flat_adam_equals_torch_adam_over_the_separate_tensors() -> None:

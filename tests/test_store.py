@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,11 +62,15 @@ def test_failed_run_is_retried_but_diverged_is_a_result(tmp_results: Path) -> No
         assert store.run(CFG.run_id)["diverged_epoch"] == 3  # type: ignore[index]
 
 
-def test_release_drops_an_interrupted_claim(tmp_results: Path) -> None:
+def test_release_drops_interrupted_claims_in_one_call(tmp_results: Path) -> None:
+    configs = [RunConfig(model=model_spec("fc", depth="shallow"), epochs=2, seed=s) for s in range(1203)]
     with open_store(tmp_results) as store:
-        store.claim(CFG)
-        store.release(CFG.run_id)
-        assert store.status(CFG.run_id) is None
+        for cfg in configs:
+            store.claim(cfg)
+        store.finish(configs[600], "done", {"test_loss": 0.1})
+        store.release(*(c.run_id for c in configs))  # more ids than SQLite binds in one statement
+        assert [store.status(c.run_id) for c in configs] == [None] * 600 + ["done"] + [None] * 602
+        store.release()  # nothing to drop is fine
 
 
 def test_release_leaves_another_process_claim_and_a_result_alone(tmp_results: Path) -> None:
@@ -74,6 +79,10 @@ def test_release_leaves_another_process_claim_and_a_result_alone(tmp_results: Pa
         store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getppid(), CFG.run_id))  # a live other
         store.release(CFG.run_id)
         assert store.status(CFG.run_id) == "running"
+        store.conn.execute("UPDATE runs SET pid = ?, host = 'another-host' WHERE run_id = ?", (os.getpid(), CFG.run_id))
+        store.release(CFG.run_id)  # the same pid on another machine sharing the results folder
+        assert store.status(CFG.run_id) == "running"
+        store.conn.execute("UPDATE runs SET host = ? WHERE run_id = ?", (socket.gethostname(), CFG.run_id))
         store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getpid(), CFG.run_id))
         store.finish(CFG, "done", {"test_loss": 0.1})
         store.release(CFG.run_id)
