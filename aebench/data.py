@@ -30,6 +30,17 @@ HOW_TO_GET = (
     "get it with `apt-get install dataset-fashion-mnist` (Fashion-MNIST), or run once with "
     "network access to let torchvision download it, or pass --data-dir to a folder holding the IDX files"
 )
+
+
+def how_to_get(name: str) -> str:
+    """The ways to get dataset `name`: only Fashion-MNIST has a Debian package."""
+    package = "`apt-get install dataset-fashion-mnist`, or " if name == "fashion-mnist" else ""
+    return (
+        f"get it with {package}`aebench train --dataset {name}` once with network access (torchvision downloads "
+        "it), or pass --data-dir to a folder holding its IDX files"
+    )
+
+
 # IDX element types by the magic number's third byte
 _IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -153,7 +164,7 @@ def load(name: str, data_dir: str | Path | None = None, allow_download: bool = T
         folder = download(name)
     if folder is None:
         looked = ", ".join(str(r) for r in search_roots(data_dir))
-        raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {HOW_TO_GET}")
+        raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {how_to_get(name)}")
     return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
 
 

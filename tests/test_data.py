@@ -64,7 +64,9 @@ def test_not_found_says_where_it_looked_and_how_to_get_it(tmp_path: Path) -> Non
         data.load("kmnist", tmp_path / "nowhere", allow_download=False)
     message = str(info.value)
     assert "kmnist" in message and str(tmp_path / "nowhere") in message and "/usr/share/datasets" in message
-    assert "apt-get install dataset-fashion-mnist" in message and "\n" not in message
+    assert "aebench train --dataset kmnist" in message and "\n" not in message
+    assert "apt-get" not in message  # only Fashion-MNIST has a package
+    assert "apt-get install dataset-fashion-mnist" in data.how_to_get("fashion-mnist")
 
 
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
