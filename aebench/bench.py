@@ -177,7 +177,8 @@ def bench_model(
         report(f"{name}: floor {precision}")
         floor = time_floor(fresh(), ds.input_shape, spec.batch_size, steps, dtype=dtype)
         rows.append({"model": name, "mode": f"floor-{precision}", "precision": precision, "stack": 1,
-                     "epoch_s": floor["floor_s"], "model_epoch_s": floor["floor_s"],
+                     "epoch_s": floor["floor_s"], "epoch_s_min": floor["floor_s_min"],
+                     "epoch_s_max": floor["floor_s_max"], "model_epoch_s": floor["floor_s"],
                      "samples_per_s": n / floor["floor_s"], **floor})  # fmt: skip
     _ratios(rows)
     return rows

@@ -635,15 +635,17 @@ def _bench_table(result: dict[str, Any]) -> Table:
         title=f"aebench bench on {result['device_name']} (torch {result['torch_version']}), {result['dataset']}, "
         f"{result['train_size']:,} images, batch {result['batch_size']}, {result['epochs']} epochs"
     )
-    for col in ("model", "mode", "s/epoch", "img/s", "vs seed loop", "efficiency", "test MSE", "MSE vs ref"):
+    columns = ("model", "mode", "s/epoch", "range", "img/s", "vs seed loop", "efficiency", "test MSE", "MSE vs ref")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("model", "mode") else "right", no_wrap=True)
 
     def num(value: Any, fmt: str) -> str:
         return "-" if value is None else fmt.format(value)
 
     for r in result["rows"]:
+        spread = (r["epoch_s_max"] - r["epoch_s_min"]) / r["epoch_s"] if "epoch_s_max" in r else None
         table.add_row(
-            r["model"], r["mode"], f"{r['epoch_s']:.3f}", f"{r['samples_per_s']:,.0f}",
+            r["model"], r["mode"], f"{r['epoch_s']:.3f}", num(spread, "{:.0%}"), f"{r['samples_per_s']:,.0f}",
             f"{r['speedup_vs_seed_loop']:.2f}x", num(r.get("efficiency"), "{:.2f}"),
             num(r.get("test_mse"), "{:.5f}"), num(r.get("mse_vs_reference"), "{:.3f}"),
         )  # fmt: skip
@@ -651,7 +653,8 @@ def _bench_table(result: dict[str, Any]) -> Table:
         "efficiency = floor / achieved, floor = the step's GEMMs (im2col GEMMs for convolutions, which a direct "
         "convolution can beat) + one fused Adam update in the same precision; "
         "a stack's s/epoch and img/s are the whole stack's, its speed-up and efficiency per model-epoch; "
-        "MSE vs ref: fp32 modes against the seed loop, engine-bf16 against engine-fp32"
+        "MSE vs ref: fp32 modes against the seed loop, bf16 modes against engine-fp32; "
+        "range = (max - min) / median of the timed epochs (of a floor: of its samples), a measure of the noise"
     )
     return table
 

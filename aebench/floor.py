@@ -121,6 +121,8 @@ def time_floor(
         total.append((end - start) / sample_steps * steps)
     return {
         "floor_s": statistics.median(total),
+        "floor_s_min": min(total),
+        "floor_s_max": max(total),
         "floor_gemm_s": statistics.median(gemm_only),
         "floor_adam_s": statistics.median(total) - statistics.median(gemm_only),
         "floor_gflop_per_step": sum(g.flops for g in gemms) / 1e9,
