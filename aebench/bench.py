@@ -142,8 +142,9 @@ def bench_model(
         return model
 
     rows: list[dict[str, Any]] = []
-    written = mlp_step.applies(fresh(), x_train, "mse")
-    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), fresh()), written):
+    probe = fresh()
+    written = mlp_step.applies(probe, x_train, "mse")
+    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), probe), written):
         report(f"{name}: {mode.name}")
         model = fresh()
         if mode.name == "seed-loop":

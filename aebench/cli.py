@@ -488,8 +488,8 @@ def datasets_cmd(
             table.add_row(r["name"], r["folder"] or "[red]not found[/red]")
         out.print(table)
         err.print("looked in: " + ", ".join(str(p) for p in data.search_roots(data_dir)), highlight=False)
-        if not all(r["folder"] for r in rows):
-            err.print(data.HOW_TO_GET, highlight=False)
+        for name in (r["name"] for r in rows if not r["folder"]):
+            err.print(f"{name}: {data.how_to_get(str(name))}", highlight=False)
 
 
 @app.command()

@@ -26,10 +26,6 @@ SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-HOW_TO_GET = (
-    "get it with `apt-get install dataset-fashion-mnist` (Fashion-MNIST), or run once with "
-    "network access to let torchvision download it, or pass --data-dir to a folder holding the IDX files"
-)
 
 
 def how_to_get(name: str) -> str:

@@ -399,9 +399,7 @@ class RayExecutor(Executor):
             for index in indices:
                 job.events.run_end(grid.outcomes[index])
         if time.monotonic() - grid.beat > HEARTBEAT_EVERY_S:  # the claims are alive: the driver is
-            for _, group, _ in grid.in_flight.values():
-                for cfg in group:
-                    job.store.heartbeat(cfg.run_id)
+            job.store.heartbeat(*(cfg.run_id for _, group, _ in grid.in_flight.values() for cfg in group))
             grid.beat = time.monotonic()
 
     def _collect(self, ref: Any, cells: int) -> tuple[list[dict[str, Any]], bool]:

@@ -270,13 +270,11 @@ class MLPStep:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, (inp, z, out) = self.layers[i], saved[i]
             g = layer.backward(g, z, out)
-            if self.low:
+            if self.low:  # computed in bf16, then cast, as autograd does under autocast
                 layer.weight_grad.copy_(torch.mm(g.t(), inp))
-            else:
-                torch.mm(g.t(), inp, out=layer.weight_grad)
-            if self.low:  # summed in bf16, then cast, as autograd does under autocast
                 layer.bias_grad.copy_(g.sum(0))
             else:
+                torch.mm(g.t(), inp, out=layer.weight_grad)
                 torch.sum(g, 0, out=layer.bias_grad)
             if i > 0:
                 g = torch.mm(g, layer.weight)

@@ -229,8 +229,7 @@ def _heartbeat(store: Store, run_ids: Sequence[str], progress: Progress | None) 
     def update(completed: int, total: int, message: str) -> None:
         nonlocal last
         if time.monotonic() - last > HEARTBEAT_EVERY_S:
-            for run_id in run_ids:
-                store.heartbeat(run_id)
+            store.heartbeat(*run_ids)
             last = time.monotonic()
         if progress is not None:
             progress(completed, total, message)

@@ -117,6 +117,13 @@ def _schema() -> str:
     """
 
 
+def _chunked(run_ids: Sequence[str], size: int = 500) -> Iterator[tuple[str, Sequence[str]]]:
+    """`run_ids` in pieces SQLite can bind in one statement, each with its `?, ?, ...` placeholders."""
+    for start in range(0, len(run_ids), size):
+        chunk = run_ids[start : start + size]
+        yield ", ".join("?" for _ in chunk), chunk
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -193,13 +200,15 @@ class Store:
         age = datetime.now(timezone.utc) - datetime.fromisoformat(heartbeat)
         return age.total_seconds() > STALE_AFTER_S
 
-    def heartbeat(self, run_id: str) -> None:
-        """Say this process is still training `run_id` (see `_stale`)."""
+    def heartbeat(self, *run_ids: str) -> None:
+        """Say this process is still training `run_ids` (see `_stale`), in one transaction."""
         with self.transaction() as db:
-            db.execute(
-                "UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running' AND pid = ?",
-                (_now(), run_id, os.getpid()),
-            )
+            now = _now()
+            for marks, chunk in _chunked(run_ids):
+                db.execute(
+                    f"UPDATE runs SET heartbeat_at = ? WHERE status = 'running' AND pid = ? AND run_id IN ({marks})",
+                    (now, os.getpid(), *chunk),
+                )
 
     def _insert(self, db: sqlite3.Connection, config: RunConfig, status: str, values: Mapping[str, Any]) -> None:
         row = {
@@ -218,11 +227,9 @@ class Store:
         """Drop this process's claims on `run_ids` (an interrupted run is not a result), in one
         transaction; another process's claim, and a finished run, are left alone."""
         with self.transaction() as db:
-            for start in range(0, len(run_ids), 500):  # SQLite's limit on bound variables
-                chunk = run_ids[start : start + 500]
+            for marks, chunk in _chunked(run_ids):
                 db.execute(
-                    f"DELETE FROM runs WHERE status = 'running' AND host = ? AND pid = ? "
-                    f"AND run_id IN ({', '.join('?' for _ in chunk)})",
+                    f"DELETE FROM runs WHERE status = 'running' AND host = ? AND pid = ? AND run_id IN ({marks})",
                     (socket.gethostname(), os.getpid(), *chunk),
                 )
 

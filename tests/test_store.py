@@ -124,3 +124,17 @@ def test_unwritable_results_folder(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot write there"):
         open_store(blocker / "results")
+
+
+def test_heartbeat_renews_this_process_claims_in_one_call(tmp_results: Path) -> None:
+    configs = [RunConfig(model=model_spec("fc", depth="shallow"), epochs=2, seed=s) for s in range(3)]
+    old = "2000-01-01T00:00:00+00:00"
+    with open_store(tmp_results) as store:
+        for cfg in configs:
+            store.claim(cfg)
+        store.conn.execute("UPDATE runs SET heartbeat_at = ?", (old,))
+        store.conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getppid(), configs[2].run_id))
+        store.heartbeat(*(c.run_id for c in configs))
+        beats = dict(store.conn.execute("SELECT run_id, heartbeat_at FROM runs"))
+    assert beats[configs[0].run_id] > old and beats[configs[1].run_id] > old
+    assert beats[configs[2].run_id] == old  # another process's claim is its own to renew
