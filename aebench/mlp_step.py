@@ -7,12 +7,17 @@ copies. Measured on a 2-core AMD EPYC (torch 2.14.1), `seed-ae` in bf16, epochs
 interleaved in one process: the autograd step 0.65 s an epoch, this one 0.54 s, against a
 floor (its GEMMs plus one fused Adam update) of 0.36 s.
 
-The step is the one autograd would run, op for op: `addmm` forward, the activations' own
-backward kernels, the loss's own gradient, the same casts under bf16 (weights and
-activations in bf16, the loss and every gradient that reaches a parameter in fp32). Its
-parameters are the model's own, made views of one flat buffer for the step's lifetime,
-so a step casts the weights in one copy and updates them with one fused Adam call; the
-optimizer's arithmetic is elementwise, so this equals Adam over the separate tensors.
+The step is the one autograd would run, op for op: the product plus bias forward, the
+activations' own backward kernels, the loss's own gradient, the same casts under bf16
+(weights and activations in bf16, the loss and every gradient that reaches a parameter in
+fp32). Its parameters are the model's own, made views of one flat buffer for the step's
+lifetime, so a step casts the weights in one copy and updates them with one fused Adam
+call; the optimizer's arithmetic is elementwise, so this equals Adam over the separate
+tensors. Under bf16 the gradients are written into one bf16 buffer and cast to fp32 in one
+copy, not one per parameter: this VM sometimes runs its two vCPUs where data one core
+wrote is slow for the other to read, and then the per-parameter casts of freshly written
+GEMM outputs took five times as long (18 -> 91 us for 784x400); the one copy brought a
+bf16 `seed-ae` epoch in that state from 0.79 s to 0.71 s (0.51 s either way otherwise).
 
 It covers `nn.Linear` layers each followed by at most one ReLU, LeakyReLU, Sigmoid, Tanh
 or Identity, and the mse, bce and l1 losses, in an `Autoencoder` or a plain
@@ -117,7 +122,7 @@ class FlatParams:
         first = self.params[0]
         total = sum(p.numel() for p in self.params)
         self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
-        self.flat.grad = torch.zeros_like(self.flat)
+        self.grad = self.flat.grad = torch.zeros_like(self.flat)  # what the optimizer reads
         self.grads: list[torch.Tensor] = []
         self.offsets: list[int] = []  # where each parameter starts in the buffer
         offset = 0
@@ -126,7 +131,7 @@ class FlatParams:
                 k = p.numel()
                 self.flat[offset : offset + k].copy_(p.reshape(-1))
                 p.data = self.flat.data[offset : offset + k].view_as(p)
-                self.grads.append(self.flat.grad[offset : offset + k].view_as(p))
+                self.grads.append(self.grad[offset : offset + k].view_as(p))
                 self.offsets.append(offset)
                 offset += k
 
@@ -188,27 +193,68 @@ def activation_fns(act: nn.Module | None) -> tuple[Forward, Backward]:
     return (lambda z: F.leaky_relu(z, slope)), (lambda g, z, out: aten.leaky_relu_backward(g, z, slope, False))
 
 
-def loss_and_grad(loss: str, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean loss and its gradient with respect to `out`, both fp32 (`target` is fp32), as
-    the loss's backward gives it; for bce `out` must be fp32 already."""
+def loss_and_grad(
+    loss: str, out: torch.Tensor, target: torch.Tensor, grad_dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean loss (fp32; `target` is fp32) and its gradient with respect to `out`, as the
+    loss's backward gives it, rounded to `grad_dtype`; for bce `out` must be fp32 already.
+
+    The mse and l1 gradients are computed in fp32 and rounded as they are written, which is
+    what computing them in fp32 and casting after gives, in one pass instead of two.
+    """
     if loss == "bce":
         value = F.binary_cross_entropy(out, target)
-        return value, aten.binary_cross_entropy_backward(torch.ones_like(value), out, target, None, 1)
+        grad = aten.binary_cross_entropy_backward(torch.ones_like(value), out, target, None, 1)
+        return value, grad.to(grad_dtype)
     diff = torch.sub(out, target)  # fp32 (a bf16 `out` is promoted exactly)
     flat = diff.view(-1)
+    n = flat.numel()
+    grad = torch.empty_like(diff, dtype=grad_dtype)
     if loss == "mse":
-        return torch.vdot(flat, flat).div_(flat.numel()), diff.mul_(2.0 / flat.numel())
+        value = torch.vdot(flat, flat).div_(n)
+        return value, torch.mul(diff, 2.0 / n, out=grad)
     assert loss == "l1"
-    return flat.abs().mean(), diff.sgn_().div_(flat.numel())
+    value = flat.abs().mean()
+    return value, torch.div(diff.sgn_(), n, out=grad)
+
+
+def onednn_bf16_linear() -> bool:
+    """Whether this torch has oneDNN's linear, which adds the bias (and applies a ReLU) as it
+    writes the product: the separate passes over the output that `addmm` makes cost about a
+    tenth of a bf16 `seed-ae` step on the CPU above."""
+    mkldnn = torch.ops.mkldnn
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(mkldnn, "_linear_pointwise")
+        and bool(mkldnn._is_mkldnn_bf16_supported())  # its bf16 path needs AVX-512 or AVX-NE-CONVERT
+    )
+
+
+def affine_fns(
+    weight: torch.Tensor, bias: torch.Tensor, act: nn.Module | None, fused: bool
+) -> tuple[Forward, Forward, Backward]:
+    """The layer's product plus bias, the activation that follows it, and the activation's backward.
+
+    With `fused` (bf16 on oneDNN) the bias, and a ReLU, are applied in the product's own
+    epilogue: the same fp32 accumulator plus bias rounded once to bf16, as `addmm` gives,
+    and ReLU commutes with that rounding, so the results are the same.
+    """
+    forward, backward = activation_fns(act)
+    if not fused:
+        weight_t = weight.t()
+        return (lambda h: torch.addmm(bias, h, weight_t)), forward, backward
+    linear = torch.ops.mkldnn._linear_pointwise
+    if type(act) is nn.ReLU:
+        return (lambda h: linear(h, weight, bias, "relu", [], "")), (lambda z: z), backward
+    return (lambda h: linear(h, weight, bias, "none", [], "")), forward, backward
 
 
 @dataclass(frozen=True)
 class _Wired:
-    """One layer as the step uses it: its weights (bf16 views under bf16), activation and gradient views."""
+    """One layer as the step uses it: its weights (bf16 views under bf16), functions and gradient views."""
 
-    bias: torch.Tensor
     weight: torch.Tensor
-    weight_t: torch.Tensor
+    affine: Forward
     forward: Forward
     backward: Backward
     weight_grad: torch.Tensor
@@ -239,18 +285,21 @@ class MLPStep:
         self.flat = flat
         position = {id(p): i for i, p in enumerate(flat.params)}
         weights: list[torch.Tensor] = [p.data for p in flat.params]
-        if self.low:  # one bf16 copy of the flat buffer a step; its views are the layers' weights
+        grads = flat.grads
+        if self.low:
+            # One bf16 copy of the weights a step, and one fp32 copy of the bf16 gradients:
+            # the layers' weights and gradients are views of these two buffers.
             self.flat_low = torch.empty_like(flat.flat, dtype=torch.bfloat16)
-            weights = [
-                self.flat_low[a : a + p.numel()].view_as(p) for a, p in zip(flat.offsets, flat.params, strict=True)
-            ]
+            self.grad_low = torch.empty_like(self.flat_low)
+            weights, grads = ([
+                buffer[a : a + p.numel()].view_as(p) for a, p in zip(flat.offsets, flat.params, strict=True)
+            ] for buffer in (self.flat_low, self.grad_low))  # fmt: skip
+        fused = self.low and onednn_bf16_linear()
         self.layers: list[_Wired] = []
         for layer in layers:
             w, b = position[id(layer.linear.weight)], position[id(layer.linear.bias)]
-            forward, backward = activation_fns(layer.act)
-            self.layers.append(
-                _Wired(weights[b], weights[w], weights[w].t(), forward, backward, flat.grads[w], flat.grads[b])
-            )
+            fns = affine_fns(weights[w], weights[b], layer.act, fused)
+            self.layers.append(_Wired(weights[w], *fns, grads[w], grads[b]))
 
     @torch.no_grad()
     def __call__(self, idx: torch.Tensor) -> None:
@@ -260,24 +309,21 @@ class MLPStep:
         h = target.to(torch.bfloat16) if self.low else target
         saved = []  # (input, pre-activation, output) of each layer
         for layer in self.layers:
-            z = torch.addmm(layer.bias, h, layer.weight_t)
+            z = layer.affine(h)
             out = layer.forward(z)
             saved.append((h, z, out))
             h = out
-        value, g = loss_and_grad(self.loss, h.float() if self.low and self.loss == "bce" else h, target)
-        if self.low:
-            g = g.to(torch.bfloat16)
+        out = h.float() if self.low and self.loss == "bce" else h
+        value, g = loss_and_grad(self.loss, out, target, h.dtype)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, (inp, z, out) = self.layers[i], saved[i]
             g = layer.backward(g, z, out)
-            if self.low:  # computed in bf16, then cast, as autograd does under autocast
-                layer.weight_grad.copy_(torch.mm(g.t(), inp))
-                layer.bias_grad.copy_(g.sum(0))
-            else:
-                torch.mm(g.t(), inp, out=layer.weight_grad)
-                torch.sum(g, 0, out=layer.bias_grad)
+            torch.mm(g.t(), inp, out=layer.weight_grad)
+            torch.sum(g, 0, out=layer.bias_grad)
             if i > 0:
                 g = torch.mm(g, layer.weight)
+        if self.low:  # computed in bf16, then cast, as autograd does under autocast: here in one copy
+            self.flat.grad.copy_(self.grad_low)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_([self.flat.flat], self.grad_clip)
         self.optimizer.step()

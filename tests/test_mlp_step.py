@@ -205,3 +205,31 @@ def test_flat_adam_equals_torch_adam_over_the_separate_tensors() -> None:
             opt_b.step()
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not mlp_step.onednn_bf16_linear(), reason="this torch has no oneDNN bf16 linear")
+@pytest.mark.parametrize("act", [None, nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(0.1), nn.Identity()])
+def test_fused_bf16_linear_equals_addmm(act: nn.Module | None) -> None:
+    """The bias (and a ReLU) applied in oneDNN's epilogue give autograd's bf16 values exactly."""
+    torch.manual_seed(0)
+    h = torch.randn(128, 400).bfloat16()
+    weight, bias = torch.randn(300, 400).mul_(0.05).bfloat16(), torch.randn(300).bfloat16()
+    results = []
+    for fused in (True, False):
+        affine, forward, _ = mlp_step.affine_fns(weight, bias, act, fused)
+        results.append(forward(affine(h)))
+    assert results[0].dtype == torch.bfloat16
+    assert torch.equal(results[0], results[1])
+    expected = nn.functional.linear(h, weight, bias)
+    assert torch.equal(results[1], act(expected) if act is not None else expected)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
+def test_loss_gradient_rounded_as_written_equals_cast_after(loss: str) -> None:
+    torch.manual_seed(0)
+    out, target = torch.rand(64, 784).bfloat16(), torch.rand(64, 784)
+    out = out.float() if loss == "bce" else out
+    value, grad = mlp_step.loss_and_grad(loss, out, target, torch.bfloat16)
+    value32, grad32 = mlp_step.loss_and_grad(loss, out, target)
+    assert grad.dtype == torch.bfloat16 and grad32.dtype == torch.float32
+    assert torch.equal(grad, grad32.to(torch.bfloat16)) and torch.equal(value, value32)
