@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aebench import data as datamod
-from aebench import mlp_step
+from aebench import mlp_step, onednn
 from aebench.config import RunConfig
 from aebench.cuda_graph import StepRunner
 from aebench.device_tuning import tune_for
@@ -189,7 +189,8 @@ def training_step(
     (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
     that device's kernel choices first (`aebench.device_tuning`), and a plain MLP takes
     the step with its chain rule written out (`aebench.mlp_step`) unless `written_step`
-    is False: the same ops without autograd's tape, so the same results to rounding.
+    is False: the same ops without autograd's tape, so the same results to rounding. Other
+    models on a CPU get their large fp32 Linear products from oneDNN (`aebench.onednn`).
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
     and takes the loss in fp32, so the loss is comparable with an fp32 run's.
@@ -206,10 +207,12 @@ def training_step(
             flat = scope.enter_context(mlp_step.flat_parameters(model))
             opt: torch.optim.Optimizer = mlp_step.FlatAdam(flat.flat, lr, weight_decay)
             step = mlp_step.MLPStep(
-                layers, flat, x_train, loss=loss, precision=precision, optimizer=opt, grad_clip=grad_clip,
-                running=running,
+                layers, flat, x_train, loss=loss, precision=precision, batch_size=batch_size, optimizer=opt,
+                grad_clip=grad_clip, running=running,
             )  # fmt: skip
         else:
+            if device.type == "cpu":
+                scope.enter_context(onednn.linears(model))
             opt = make_optimizer(model.parameters(), lr, weight_decay, device)
 
             def step(idx: torch.Tensor) -> None:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aebench import onednn
 from aebench.model import Autoencoder
 
 aten = torch.ops.aten
@@ -218,46 +219,61 @@ def loss_and_grad(
     return value, torch.div(diff.sgn_(), n, out=grad)
 
 
-def onednn_bf16_linear() -> bool:
-    """Whether this torch has oneDNN's linear, which adds the bias (and applies a ReLU) as it
-    writes the product: the separate passes over the output that `addmm` makes cost about a
-    tenth of a bf16 `seed-ae` step on the CPU above."""
-    mkldnn = torch.ops.mkldnn
-    return (
-        torch.backends.mkldnn.is_available()
-        and hasattr(mkldnn, "_linear_pointwise")
-        and bool(mkldnn._is_mkldnn_bf16_supported())  # its bf16 path needs AVX-512 or AVX-NE-CONVERT
-    )
-
-
 def affine_fns(
-    weight: torch.Tensor, bias: torch.Tensor, act: nn.Module | None, fused: bool
+    weight: torch.Tensor, bias: torch.Tensor, act: nn.Module | None, batch: int
 ) -> tuple[Forward, Forward, Backward]:
     """The layer's product plus bias, the activation that follows it, and the activation's backward.
 
-    With `fused` (bf16 on oneDNN) the bias, and a ReLU, are applied in the product's own
-    epilogue: the same fp32 accumulator plus bias rounded once to bf16, as `addmm` gives,
-    and ReLU commutes with that rounding, so the results are the same.
+    Through oneDNN's linear where it is faster (`aebench.onednn`): under bf16 always, its
+    bias (and a ReLU) applied as the product is written, with the values `addmm` gives; in
+    fp32 for large products. A ReLU fused there leaves the pre-activation unkept, which its
+    backward does not need.
     """
     forward, backward = activation_fns(act)
-    if not fused:
+    out_f, in_f = weight.shape
+    if not (
+        onednn.available(weight.dtype)
+        and (weight.dtype == torch.bfloat16 or onednn.worth_it(batch, in_f, out_f, weight.dtype))
+    ):
         weight_t = weight.t()
         return (lambda h: torch.addmm(bias, h, weight_t)), forward, backward
-    linear = torch.ops.mkldnn._linear_pointwise
     if type(act) is nn.ReLU:
-        return (lambda h: linear(h, weight, bias, "relu", [], "")), (lambda z: z), backward
-    return (lambda h: linear(h, weight, bias, "none", [], "")), forward, backward
+        return (lambda h: onednn.linear(h, weight, bias, "relu")), (lambda z: z), backward
+    return (lambda h: onednn.linear(h, weight, bias)), forward, backward
+
+
+def gradient_fns(
+    weight: torch.Tensor, weight_grad: torch.Tensor, batch: int
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, torch.Tensor], None]]:
+    """The layer's input gradient `g @ W` and its weight gradient `g.T @ input` (written into
+    `weight_grad`), each through oneDNN where `onednn.worth_it` says so."""
+    out_f, in_f = weight.shape
+    if onednn.worth_it(batch, out_f, in_f, weight.dtype):
+        input_grad: Callable[[torch.Tensor], torch.Tensor] = lambda g: onednn.matmul(g, weight)  # noqa: E731
+    else:
+        input_grad = lambda g: torch.mm(g, weight)  # noqa: E731
+    if onednn.worth_it(out_f, batch, in_f, weight.dtype):
+
+        def weight_grad_into(g: torch.Tensor, inp: torch.Tensor) -> None:
+            weight_grad.copy_(onednn.matmul(g.t(), inp))
+
+    else:
+
+        def weight_grad_into(g: torch.Tensor, inp: torch.Tensor) -> None:
+            torch.mm(g.t(), inp, out=weight_grad)
+
+    return input_grad, weight_grad_into
 
 
 @dataclass(frozen=True)
 class _Wired:
-    """One layer as the step uses it: its weights (bf16 views under bf16), functions and gradient views."""
+    """One layer as the step uses it: its products, activation and bias-gradient view."""
 
-    weight: torch.Tensor
     affine: Forward
     forward: Forward
     backward: Backward
-    weight_grad: torch.Tensor
+    input_grad: Callable[[torch.Tensor], torch.Tensor]
+    weight_grad_into: Callable[[torch.Tensor, torch.Tensor], None]
     bias_grad: torch.Tensor
 
 
@@ -272,6 +288,7 @@ class MLPStep:
         *,
         loss: str,
         precision: str,
+        batch_size: int,
         optimizer: torch.optim.Optimizer,
         grad_clip: float | None,
         running: torch.Tensor,
@@ -294,12 +311,12 @@ class MLPStep:
             weights, grads = ([
                 buffer[a : a + p.numel()].view_as(p) for a, p in zip(flat.offsets, flat.params, strict=True)
             ] for buffer in (self.flat_low, self.grad_low))  # fmt: skip
-        fused = self.low and onednn_bf16_linear()
+        batch = min(batch_size, len(x))
         self.layers: list[_Wired] = []
         for layer in layers:
             w, b = position[id(layer.linear.weight)], position[id(layer.linear.bias)]
-            fns = affine_fns(weights[w], weights[b], layer.act, fused)
-            self.layers.append(_Wired(weights[w], *fns, grads[w], grads[b]))
+            fns = affine_fns(weights[w], weights[b], layer.act, batch)
+            self.layers.append(_Wired(*fns, *gradient_fns(weights[w], grads[w], batch), grads[b]))
 
     @torch.no_grad()
     def __call__(self, idx: torch.Tensor) -> None:
@@ -318,10 +335,10 @@ class MLPStep:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, (inp, z, out) = self.layers[i], saved[i]
             g = layer.backward(g, z, out)
-            torch.mm(g.t(), inp, out=layer.weight_grad)
+            layer.weight_grad_into(g, inp)
             torch.sum(g, 0, out=layer.bias_grad)
             if i > 0:
-                g = torch.mm(g, layer.weight)
+                g = layer.input_grad(g)
         if self.low:  # computed in bf16, then cast, as autograd does under autocast: here in one copy
             self.flat.grad.copy_(self.grad_low)
         if self.grad_clip is not None:

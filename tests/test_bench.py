@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
-from aebench import data
+from aebench import data, onednn
 from aebench.bench import BenchSpec, run_bench
 from aebench.cli import app
-from aebench.floor import Gemm, step_gemms
+from aebench.floor import Gemm, _fastest_product, step_gemms, time_floor
 from aebench.registry import create_model
 
 
@@ -32,6 +33,26 @@ def test_conv_gemms_are_im2col_shaped() -> None:
     gemms = step_gemms(create_model("seed-conv", (1, 28, 28)), (1, 28, 28), 8)
     assert gemms[0] == Gemm(8 * 28 * 28, 1 * 9, 16)  # Conv2d(1, 16, 3) on 28x28
     assert gemms[2] == Gemm(8 * 14 * 14, 16, 1 * 4)  # ConvTranspose2d(16, 1, 2) from 14x14
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_floor_times_each_product_through_the_faster_library_and_still_computes_it(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    a, b = torch.randn(128, 784, dtype=dtype), torch.randn(784, 400, dtype=dtype)
+    c = torch.empty(128, 400, dtype=dtype)
+    product, via_onednn = _fastest_product(a, b, c, torch.device("cpu"), calls=2, rounds=2)
+    out = product()
+    got = out if via_onednn else c
+    assert isinstance(got, torch.Tensor) and got.shape == (128, 400)
+    torch.testing.assert_close(got.float(), (a.double() @ b.double()).float(), rtol=2e-2, atol=2e-1)
+    assert via_onednn is False or onednn.available(dtype)
+
+
+def test_floor_reports_how_many_products_went_to_onednn() -> None:
+    model = create_model("seed-ae", (1, 28, 28))
+    floor = time_floor(model, (1, 28, 28), 16, steps=4, repeats=1, sample_steps=2)
+    assert 0 <= floor["floor_onednn_gemms"] <= len(step_gemms(model, (1, 28, 28), 16))
+    assert floor["floor_s_min"] <= floor["floor_s"] <= floor["floor_s_max"]
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from aebench import data, mlp_step
+from aebench import data, mlp_step, onednn
 from aebench.engine import LOSSES, autocast_for, make_optimizer, train_epochs
 from aebench.errors import Diverged
 from aebench.mlp_step import FlatAdam, MLPStep, applies, flat_parameters, mlp_layers
@@ -46,7 +46,10 @@ def _written_grads(model: nn.Module, x: torch.Tensor, loss: str, precision: str)
     running = torch.zeros(())
     with flat_parameters(model) as flat:
         opt = torch.optim.SGD([flat.flat], lr=0.0)  # a no-op update: the gradients are what is compared
-        step = MLPStep(layers, flat, x, loss=loss, precision=precision, optimizer=opt, grad_clip=None, running=running)
+        step = MLPStep(
+            layers, flat, x, loss=loss, precision=precision, batch_size=len(x), optimizer=opt, grad_clip=None,
+            running=running,
+        )  # fmt: skip
         step(torch.arange(len(x)))
         grads = [g.clone() for g in flat.grads]
     return float(running) / len(x), grads
@@ -207,21 +210,34 @@ def test_flat_adam_equals_torch_adam_over_the_separate_tensors() -> None:
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not mlp_step.onednn_bf16_linear(), reason="this torch has no oneDNN bf16 linear")
+@pytest.mark.skipif(not onednn.available(torch.bfloat16), reason="this torch has no oneDNN bf16 linear")
 @pytest.mark.parametrize("act", [None, nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(0.1), nn.Identity()])
-def test_fused_bf16_linear_equals_addmm(act: nn.Module | None) -> None:
+def test_bf16_linear_through_onednn_equals_addmm(act: nn.Module | None) -> None:
     """The bias (and a ReLU) applied in oneDNN's epilogue give autograd's bf16 values exactly."""
     torch.manual_seed(0)
     h = torch.randn(128, 400).bfloat16()
     weight, bias = torch.randn(300, 400).mul_(0.05).bfloat16(), torch.randn(300).bfloat16()
-    results = []
-    for fused in (True, False):
-        affine, forward, _ = mlp_step.affine_fns(weight, bias, act, fused)
-        results.append(forward(affine(h)))
-    assert results[0].dtype == torch.bfloat16
-    assert torch.equal(results[0], results[1])
+    affine, forward, _ = mlp_step.affine_fns(weight, bias, act, batch=128)
+    got = forward(affine(h))
     expected = nn.functional.linear(h, weight, bias)
-    assert torch.equal(results[1], act(expected) if act is not None else expected)
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, act(expected) if act is not None else expected)
+
+
+@pytest.mark.skipif(not onednn.available(torch.float32), reason="this torch has no oneDNN linear")
+def test_large_fp32_products_go_to_onednn_and_agree_with_torch() -> None:
+    torch.manual_seed(0)
+    weight, bias = torch.randn(400, 784).mul_(0.05), torch.randn(400)
+    h, g = torch.rand(128, 784), torch.randn(128, 400)
+    assert onednn.worth_it(128, 784, 400, torch.float32) and not onednn.worth_it(128, 400, 20, torch.float32)
+    assert not onednn.worth_it(128, 784, 400, torch.bfloat16)  # bf16 products already go to oneDNN
+    affine, forward, _ = mlp_step.affine_fns(weight, bias, nn.ReLU(), batch=128)
+    torch.testing.assert_close(forward(affine(h)), torch.addmm(bias, h, weight.t()).relu(), rtol=1e-5, atol=1e-5)
+    weight_grad = torch.empty_like(weight)
+    input_grad, weight_grad_into = mlp_step.gradient_fns(weight, weight_grad, batch=128)
+    weight_grad_into(g, h)
+    torch.testing.assert_close(weight_grad, g.t() @ h, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(input_grad(g), g @ weight, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
