@@ -71,6 +71,9 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     stack = rows["engine-fp32-stack3"]  # counted per model-epoch: the stack's epoch is 3 models' epochs
     assert stack["samples_per_s"] == pytest.approx(3 * 512 / stack["epoch_s"])
     assert stack["efficiency"] == pytest.approx(rows["floor-fp32"]["epoch_s"] * 3 / stack["epoch_s"])
+    for precision in ("fp32", "bf16"):  # timed before and after the training, the faster kept
+        floor = rows[f"floor-{precision}"]
+        assert len(floor["floor_s_before_after"]) == 2 and floor["epoch_s"] == min(floor["floor_s_before_after"])
     assert stack["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)  # its first run: seed 0
     # seed-ae takes the written-out MLP step; the autograd row is the same training, taped
     assert rows["engine-fp32-autograd"]["test_mse"] == pytest.approx(rows["engine-fp32"]["test_mse"], rel=1e-4)
