@@ -651,8 +651,8 @@ def _bench_table(result: dict[str, Any]) -> Table:
         )  # fmt: skip
     table.caption = (
         "efficiency = floor / achieved, floor = the step's GEMMs (im2col GEMMs for convolutions, which a direct "
-        "convolution can beat), each through the faster of torch and oneDNN, + one fused Adam update in the same "
-        "precision, timed before and after the model's training and the faster kept; "
+        "convolution can beat), each (on a CPU) through the faster of torch and oneDNN, + one fused Adam update "
+        "in the same precision, timed before and after the model's training and the faster kept; "
         "a stack's s/epoch and img/s are the whole stack's, its speed-up and efficiency per model-epoch; "
         "MSE vs ref: fp32 modes against the seed loop, bf16 modes against engine-fp32; "
         "range = (max - min) / median of the timed epochs (of a floor: of its samples), a measure of the noise"

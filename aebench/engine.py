@@ -189,8 +189,8 @@ def training_step(
     (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
     that device's kernel choices first (`aebench.device_tuning`), and a plain MLP takes
     the step with its chain rule written out (`aebench.mlp_step`) unless `written_step`
-    is False: the same ops without autograd's tape, so the same results to rounding. Other
-    models on a CPU get their large fp32 Linear products from oneDNN (`aebench.onednn`).
+    is False: the same ops without autograd's tape, so the same results to rounding. On the
+    autograd step, a CPU fp32 run gets its large Linear products from oneDNN (`aebench.onednn`).
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
     and takes the loss in fp32, so the loss is comparable with an fp32 run's.
@@ -211,7 +211,7 @@ def training_step(
                 grad_clip=grad_clip, running=running,
             )  # fmt: skip
         else:
-            if device.type == "cpu":
+            if device.type == "cpu" and precision == "fp32":
                 scope.enter_context(onednn.linears(model))
             opt = make_optimizer(model.parameters(), lr, weight_decay, device)
 

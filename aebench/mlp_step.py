@@ -198,25 +198,23 @@ def loss_and_grad(
     loss: str, out: torch.Tensor, target: torch.Tensor, grad_dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean loss (fp32; `target` is fp32) and its gradient with respect to `out`, as the
-    loss's backward gives it, rounded to `grad_dtype`; for bce `out` must be fp32 already.
-
-    The mse and l1 gradients are computed in fp32 and rounded as they are written, which is
-    what computing them in fp32 and casting after gives, in one pass instead of two.
-    """
+    loss's backward gives it (in fp32), then cast to `grad_dtype` as autocast's backward
+    casts it; for bce `out` must be fp32 already."""
     if loss == "bce":
         value = F.binary_cross_entropy(out, target)
         grad = aten.binary_cross_entropy_backward(torch.ones_like(value), out, target, None, 1)
-        return value, grad.to(grad_dtype)
-    diff = torch.sub(out, target)  # fp32 (a bf16 `out` is promoted exactly)
-    flat = diff.view(-1)
-    n = flat.numel()
-    grad = torch.empty_like(diff, dtype=grad_dtype)
-    if loss == "mse":
-        value = torch.vdot(flat, flat).div_(n)
-        return value, torch.mul(diff, 2.0 / n, out=grad)
-    assert loss == "l1"
-    value = flat.abs().mean()
-    return value, torch.div(diff.sgn_(), n, out=grad)
+    else:
+        grad = torch.sub(out, target)  # fp32 (a bf16 `out` is promoted exactly)
+        flat = grad.view(-1)
+        n = flat.numel()
+        if loss == "mse":
+            value = torch.vdot(flat, flat).div_(n)
+            grad.mul_(2.0 / n)
+        else:
+            assert loss == "l1"
+            value = flat.abs().mean()
+            grad.sgn_().div_(n)
+    return value, grad.to(grad_dtype)
 
 
 def affine_fns(

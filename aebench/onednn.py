@@ -5,10 +5,11 @@ code path, while oneDNN (which torch already uses for bf16) runs its AVX-512 ker
 Measured on a 2-core AMD EPYC (torch 2.14.1), fp32, batch 128, interleaved: 128x784 by
 784x400 forward 431 -> 242 us, its input gradient 444 -> 194 us, its weight gradient 375 ->
 230 us (copy into the gradient buffer included). For small products oneDNN's per-call setup
-dominates (128x400 by 400x20: 18 us through torch, 23-45 us through oneDNN; even at
-128x256 by 256x128, 4.2M multiply-adds, the weight gradient ties), so only products of at
-least `MIN_MACS` multiply-adds go to it: the written MLP step (`aebench.mlp_step`) wires
-them in, and `linears` lends the same to a model's `nn.Linear` layers on the autograd step.
+dominates (128x400 by 400x20: 18 us through torch, 23-45 us through oneDNN); at 128x256
+by 256x128 (4.2M multiply-adds) oneDNN still wins the forward product (31 against 44 us)
+and ties the weight gradient, so products of at least `MIN_MACS` multiply-adds go to it.
+The written MLP step (`aebench.mlp_step`) wires them in, and `linears` lends the same to
+a model's `nn.Linear` layers on the autograd step.
 
 oneDNN's linear also adds the bias, and can apply a ReLU, as it writes the product: under
 bf16 that is the fp32 accumulator plus bias rounded once, what `addmm` gives, minus
@@ -29,8 +30,10 @@ MIN_MACS = 4_000_000  # below this an fp32 product stays with torch (see the mod
 
 
 def available(dtype: torch.dtype) -> bool:
-    """Whether this torch has oneDNN's linear for `dtype` on this CPU."""
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+    """Whether this torch has oneDNN's linear for `dtype` on this CPU, and the user has not
+    switched oneDNN off (`torch.backends.mkldnn.enabled`)."""
+    mkldnn = torch.backends.mkldnn
+    if not (mkldnn.is_available() and mkldnn.enabled and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
     if dtype == torch.bfloat16:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # needs AVX-512 or AVX-NE-CONVERT
@@ -43,7 +46,8 @@ def linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """`a @ b` through oneDNN (transposed views cost nothing: oneDNN reads the strides)."""
+    """`a @ b` through oneDNN. `b` is read through its strides (a transposed view costs
+    nothing); `a` is copied first where it is not contiguous, as a weight gradient's `g.T` is."""
     return linear(a, b.t(), None)
 
 
@@ -52,7 +56,9 @@ def worth_it(m: int, k: int, n: int, dtype: torch.dtype) -> bool:
 
     A fixed rule rather than a timing at run time: the two libraries round differently in
     the last bits, and a choice made by a stopwatch could differ between two runs of the
-    same seed.
+    same seed. The rule was measured on an AMD CPU only; on Intel CPUs, where MKL is tuned,
+    the two may be closer (the floor takes the faster of the two either way, so
+    `aebench bench` shows what the rule costs there).
     """
     return dtype == torch.float32 and m * k * n >= MIN_MACS and available(dtype)
 
@@ -68,6 +74,7 @@ class _LinearFunction(torch.autograd.Function):
         return linear(x, weight, bias)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the oneDNN op has no derivative of its own
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
         rows, (out_f, in_f) = len(x), weight.shape
@@ -90,6 +97,7 @@ class Linear(nn.Linear):
         rows = x.numel() // self.in_features
         if (
             x.device.type != "cpu"
+            or x.shape[-1] != self.in_features  # F.linear says what is wrong with the shape
             or x.dtype != self.weight.dtype
             or torch.is_autocast_enabled("cpu")
             or not worth_it(rows, self.in_features, self.out_features, x.dtype)
