@@ -35,8 +35,9 @@ def available(dtype: torch.dtype) -> bool:
     mkldnn = torch.backends.mkldnn
     if not (mkldnn.is_available() and mkldnn.enabled and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
-    if dtype == torch.bfloat16:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # needs AVX-512 or AVX-NE-CONVERT
+    if dtype == torch.bfloat16:  # its bf16 path needs AVX-512 or AVX-NE-CONVERT
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return supported is not None and bool(supported())
     return dtype == torch.float32
 
 
