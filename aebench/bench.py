@@ -215,6 +215,20 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
             r["mse_vs_reference"] = 1.0
 
 
+def drifted_floors(rows: list[dict[str, Any]], tolerance: float = 0.15) -> list[str]:
+    """One line for each floor whose before and after timings differ by more than `tolerance`:
+    the machine's speed changed while that model was benched, so its efficiencies are suspect."""
+    lines = []
+    for r in rows:
+        timings = r.get("floor_s_before_after")
+        if timings and max(timings) > (1 + tolerance) * min(timings):
+            lines.append(
+                f"{r['model']} {r['mode']}: {min(timings):.3f} s and {max(timings):.3f} s before and after its "
+                f"training: the machine's speed changed during it, so rerun before trusting its efficiencies"
+            )
+    return lines
+
+
 def clock_check(spec: BenchSpec, ds: datamod.Dataset, device: torch.device, model: str = "seed-ae") -> dict[str, Any]:
     """Does reported throughput match the wall clock? Compare a 1-epoch and a 3-epoch run of `model`."""
     from aebench.engine import run_one

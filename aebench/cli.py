@@ -599,7 +599,7 @@ def bench(
     Prints speed-up over the seed loop, efficiency (floor / achieved) and test MSE after the same epochs;
     saves the JSON under <results>/benchmarks/.
     """
-    from aebench.bench import BenchSpec, run_bench, save_bench
+    from aebench.bench import BenchSpec, drifted_floors, run_bench, save_bench
 
     with _errors(debug, as_json):
         cfgmod.check_number("--epochs", epochs, low=1)
@@ -620,6 +620,8 @@ def bench(
             print(json.dumps({**result, "saved": str(path)}))
             return
         out.print(_bench_table(result))
+        for line in drifted_floors(result["rows"]):
+            err.print(f"warning: {line}", highlight=False)
         if "clock_check" in result:
             c = result["clock_check"]
             out.print(

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from aebench import data, onednn
-from aebench.bench import BenchSpec, run_bench
+from aebench.bench import BenchSpec, drifted_floors, run_bench
 from aebench.cli import app
 from aebench.floor import Gemm, _fastest_product, step_gemms, time_floor
 from aebench.registry import create_model
@@ -67,6 +67,17 @@ def test_floor_counts_the_products_it_took_through_onednn(monkeypatch: pytest.Mo
     assert slow["floor_onednn_gemms"] == (len(gemms) if onednn.available(torch.float32) else 0)
     monkeypatch.setattr(onednn, "available", lambda dtype: False)
     assert time_floor(model, (1, 28, 28), 16, steps=4, repeats=1, sample_steps=2)["floor_onednn_gemms"] == 0
+
+
+def test_a_floor_that_moved_between_before_and_after_is_flagged() -> None:
+    rows = [
+        {"model": "seed-ae", "mode": "floor-fp32", "floor_s_before_after": [0.60, 0.74]},
+        {"model": "seed-ae", "mode": "floor-bf16", "floor_s_before_after": [0.38, 0.39]},
+        {"model": "seed-ae", "mode": "engine-fp32"},
+    ]
+    (line,) = drifted_floors(rows)
+    assert line.startswith("seed-ae floor-fp32: 0.600 s and 0.740 s") and "rerun" in line
+    assert drifted_floors(rows, tolerance=0.3) == []
 
 
 @pytest.mark.slow
