@@ -229,10 +229,11 @@ def affine_fns(
     """
     forward, backward = activation_fns(act)
     out_f, in_f = weight.shape
-    if not (
-        onednn.available(weight.dtype)
-        and (weight.dtype == torch.bfloat16 or onednn.worth_it(batch, in_f, out_f, weight.dtype))
-    ):
+    if weight.dtype == torch.bfloat16:
+        through_onednn = onednn.available(weight.dtype)
+    else:
+        through_onednn = onednn.worth_it(batch, in_f, out_f, weight.dtype)
+    if not through_onednn:
         weight_t = weight.t()
         return (lambda h: torch.addmm(bias, h, weight_t)), forward, backward
     if type(act) is nn.ReLU:
@@ -244,7 +245,7 @@ def gradient_fns(
     weight: torch.Tensor, weight_grad: torch.Tensor, batch: int
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, torch.Tensor], None]]:
     """The layer's input gradient `g @ W` and its weight gradient `g.T @ input` (written into
-    `weight_grad`), each through oneDNN where `onednn.worth_it` says so."""
+    `weight_grad`), each through oneDNN where `onednn.worth_it` says so for the step's batch."""
     out_f, in_f = weight.shape
     if onednn.worth_it(batch, out_f, in_f, weight.dtype):
         input_grad: Callable[[torch.Tensor], torch.Tensor] = lambda g: onednn.matmul(g, weight)  # noqa: E731

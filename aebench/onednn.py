@@ -52,6 +52,11 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return linear(a, b.t(), None)
 
 
+def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a @ b` through oneDNN where `worth_it` says so, through torch otherwise."""
+    return matmul(a, b) if worth_it(a.shape[0], a.shape[1], b.shape[1], a.dtype) else torch.mm(a, b)
+
+
 def worth_it(m: int, k: int, n: int, dtype: torch.dtype) -> bool:
     """Whether an (m, k) by (k, n) product of `dtype` should go to oneDNN rather than torch's default.
 
@@ -78,12 +83,11 @@ class _LinearFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # the oneDNN op has no derivative of its own
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        rows, (out_f, in_f) = len(x), weight.shape
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = matmul(g, weight) if worth_it(rows, out_f, in_f, g.dtype) else g @ weight
+            grad_x = mm(g, weight)
         if ctx.needs_input_grad[1]:
-            grad_w = matmul(g.t(), x) if worth_it(out_f, rows, in_f, g.dtype) else g.t() @ x
+            grad_w = mm(g.t(), x)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
         return grad_x, grad_w, grad_b

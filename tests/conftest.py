@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
-from aebench import data
+from aebench import data, onednn
 
 MNIST_DIR = Path(__file__).parent / "data" / "mnist"
 
@@ -24,6 +26,20 @@ def fashion_mnist() -> data.Dataset:
     if folder is None:
         pytest.fail("Fashion-MNIST not found: `apt-get install dataset-fashion-mnist` (.ci/run does this)")
     return data.load("fashion-mnist", allow_download=False)
+
+
+@pytest.fixture
+def onednn_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many oneDNN products ran since the test began (`onednn.matmul` goes through `onednn.linear`)."""
+    calls = [0]
+    real = onednn.linear
+
+    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onednn, "linear", counted)
+    return calls
 
 
 @pytest.fixture

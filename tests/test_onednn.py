@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from torch import nn
@@ -18,21 +16,7 @@ def _layer() -> nn.Linear:
     return nn.Linear(784, 400)
 
 
-def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count oneDNN products (`matmul` goes through `linear` too)."""
-    calls = [0]
-    real = onednn.linear
-
-    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
-        calls[0] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(onednn, "linear", counted)
-    return calls
-
-
-def test_linear_forward_and_gradients_equal_nn_linear(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_calls(monkeypatch)
+def test_linear_forward_and_gradients_equal_nn_linear(onednn_calls: list[int]) -> None:
     layer = _layer()
     x = torch.rand(2, 64, 784, requires_grad=True)  # leading dims are flattened and restored
     assert onednn.worth_it(128, 784, 400, torch.float32)
@@ -48,14 +32,13 @@ def test_linear_forward_and_gradients_equal_nn_linear(monkeypatch: pytest.Monkey
             out = layer(x)
         out.square().sum().backward()
         results.append((out.detach(), x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()))  # type: ignore[union-attr]
-    assert calls[0] == 3  # the forward product, the input's and the weight's gradient: all through oneDNN
+    assert onednn_calls[0] == 3  # the forward product, the input's and the weight's gradient: all through oneDNN
     for ours, torchs in zip(results[1], results[0], strict=True):
         assert ours.shape == torchs.shape
         torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-3)
 
 
-def test_under_autocast_and_for_small_products_the_layer_is_plain_f_linear(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_calls(monkeypatch)
+def test_under_autocast_and_for_small_products_the_layer_is_plain_f_linear(onednn_calls: list[int]) -> None:
     layer = _layer()
     x = torch.rand(128, 784)
     with onednn.linears(layer), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -67,7 +50,7 @@ def test_under_autocast_and_for_small_products_the_layer_is_plain_f_linear(monke
     x_small = torch.rand(128, 400)
     with onednn.linears(small):
         assert torch.equal(small(x_small), nn.functional.linear(x_small, small.weight, small.bias))
-    assert calls[0] == 0
+    assert onednn_calls[0] == 0
 
 
 def test_lending_keeps_the_parameters_and_gives_the_class_back_even_after_an_error() -> None:
@@ -92,7 +75,7 @@ def test_double_backward_through_a_lent_layer_refuses_instead_of_dropping_terms(
 
 
 def test_training_lends_onednn_on_the_cpu_fp32_autograd_step_only(
-    monkeypatch: pytest.MonkeyPatch, fashion_mnist: object
+    onednn_calls: list[int], fashion_mnist: object
 ) -> None:
     from aebench import data
     from aebench.engine import train_epochs
@@ -101,12 +84,12 @@ def test_training_lends_onednn_on_the_cpu_fp32_autograd_step_only(
     assert isinstance(fashion_mnist, data.Dataset)
     x = data.to_device(fashion_mnist.train.images[:256], torch.device("cpu"), "sigmoid")
     for precision, expect_calls in (("fp32", True), ("bf16", False)):
-        calls = _count_calls(monkeypatch)
+        before = onednn_calls[0]
         torch.manual_seed(0)
         model = create_model("seed-deep", (1, 28, 28))  # batch norm and dropout: the autograd step
         train_epochs(
             model, x, None, loss="mse", lr=1e-3, batch_size=128, epochs=1,
             generator=torch.Generator().manual_seed(0), precision=precision,
         )  # fmt: skip
-        assert (calls[0] > 0) is expect_calls
+        assert (onednn_calls[0] > before) is expect_calls
         assert all(type(m) is nn.Linear for m in model.modules() if isinstance(m, nn.Linear))
