@@ -17,8 +17,8 @@ from typing import Any
 
 from aebench.data import DATASETS
 from aebench.errors import BadInput
-from aebench.families import CONV_DEPTHS, FC_DEPTHS
-from aebench.registry import get_entry, list_models
+from aebench.models.families import CONV_DEPTHS, FC_DEPTHS
+from aebench.models.registry import get_entry, list_models
 
 SCHEMA_VERSION = 1
 

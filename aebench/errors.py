@@ -42,6 +42,12 @@ class Diverged(AebenchError):
         self.loss = loss
 
 
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of an exception's message (`default` when it has none): errors are one line here."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
+
+
 def failure_reason(exc: BaseException) -> str:
     """`Type: first line of the message`: what a failed run's `error` column holds."""
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aebench import data
-from aebench.engine import resolve_device
+from aebench.train.device import resolve_device
 
 BATCH = 128  # the seed's batch size
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aebench.bench import SEED_MODELS
-from aebench.device_tuning import tune_for
-from aebench.engine import synchronize, training_step
-from aebench.registry import create_model
+from aebench.bench.run import SEED_MODELS
+from aebench.models.registry import create_model
+from aebench.train.accel.device_tuning import tune_for
+from aebench.train.device import synchronize
+from aebench.train.loop import training_step
 
 
 @pytest.mark.parametrize("name", SEED_MODELS)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from aebench import data, onednn
+from aebench import data
+from aebench.train.accel import onednn
 
 MNIST_DIR = Path(__file__).parent / "data" / "mnist"
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from aebench import data, onednn
-from aebench.bench import BenchSpec, drifted_floors, run_bench
-from aebench.cli import app
-from aebench.floor import Gemm, _fastest_product, step_gemms, time_floor
-from aebench.registry import create_model
+from aebench import data
+from aebench.bench.floor import Gemm, _fastest_product, step_gemms, time_floor
+from aebench.bench.run import BenchSpec, drifted_floors, run_bench
+from aebench.cli.app import app
+from aebench.models.registry import create_model
+from aebench.train.accel import onednn
 
 
 def test_seed_ae_step_gemms_come_from_its_layer_shapes() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from aebench import checkpoint
 from aebench.config import RunConfig, model_spec
 from aebench.errors import AebenchError
-from aebench.registry import create_model
+from aebench.models.registry import create_model
+from aebench.train import checkpoint
 
 
 def test_roundtrip_rebuilds_the_same_model(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aebench.cli import app
-from aebench.store import DB_NAME, open_store
+from aebench.cli.app import app
+from aebench.grid.store import DB_NAME, open_store
 
 runner = CliRunner()
 QUICK = ["--epochs", "1", "--train-size", "2000", "--device", "cpu"]

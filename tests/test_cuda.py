@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from aebench import data
-from aebench.engine import EpochRecord, train_epochs
-from aebench.registry import create_model
-from aebench.stacked import train_stacked
+from aebench.models.registry import create_model
+from aebench.train.loop import EpochRecord, train_epochs
+from aebench.train.stacked import train_stacked
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")

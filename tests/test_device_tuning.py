@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from aebench.device_tuning import MaskDropout, tune_for
-from aebench.registry import create_model
+from aebench.models.registry import create_model
+from aebench.train.accel.device_tuning import MaskDropout, tune_for
 
 
 def test_mask_dropout_is_dropout() -> None:

@@ -9,10 +9,11 @@ import torch
 
 from aebench import data
 from aebench.config import RunConfig, model_spec
-from aebench.engine import run_one, train_epochs
 from aebench.errors import Diverged
-from aebench.pretrain import greedy_pretrain
-from aebench.registry import create_model
+from aebench.models.registry import create_model
+from aebench.train.engine import run_one
+from aebench.train.loop import train_epochs
+from aebench.train.pretrain import greedy_pretrain
 
 
 @pytest.mark.slow

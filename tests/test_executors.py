@@ -17,13 +17,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from aebench import checkpoint
 from aebench import data as datamod
-from aebench.cli import app
+from aebench.cli.app import app
 from aebench.config import GridSpec, ModelSpec, RunConfig
-from aebench.executors import RayExecutor, create_executor, list_executors, train_cell
-from aebench.runner import run_grid
-from aebench.store import open_store
+from aebench.grid.cells import train_cell
+from aebench.grid.executors import create_executor, list_executors
+from aebench.grid.ray import RayExecutor
+from aebench.grid.runner import run_grid
+from aebench.grid.store import open_store
+from aebench.train import checkpoint
 
 cli = CliRunner()
 # two latent dims x two seeds: two stacks of two seeds each (--stack: the local executor stacks them, and so does Ray)

@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from aebench import runner as runner_mod
-from aebench.cli import app
+from aebench.cli.app import app
 from aebench.config import RunConfig
-from aebench.store import open_store
+from aebench.grid import cells as cells_mod
+from aebench.grid.store import open_store
 
 cli = CliRunner()
 # a diverged cell (lr 1e6) and one that fails (run_one patched) until it is retried and done: every kind of row
@@ -84,14 +84,14 @@ def test_grid_in_mlflow_equals_the_store_and_exports_never_duplicate(
 ) -> None:
     results, uri = tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # what mlflow.search_runs reads
-    real_run_one = runner_mod.run_one
+    real_run_one = cells_mod.run_one
 
     def oom_on_lr_1e_3(cfg: RunConfig, **kwargs: Any) -> Any:
         if cfg.lr == 0.001:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_run_one(cfg, **kwargs)
 
-    monkeypatch.setattr(runner_mod, "run_one", oom_on_lr_1e_3)
+    monkeypatch.setattr(cells_mod, "run_one", oom_on_lr_1e_3)
     mlflow_flags = ["--mlflow", "--mlflow-uri", uri, "--experiment", "exercise-1", "--results", str(results)]
     first = cli.invoke(app, [*GRID, *mlflow_flags])
     assert first.exit_code == 1, first.output  # not every cell finished, and the grid is in MLflow all the same
@@ -106,7 +106,7 @@ def test_grid_in_mlflow_equals_the_store_and_exports_never_duplicate(
     assert summary["new"] == summary["replaced"] == [] and len(summary["unchanged"]) == 2
     assert len(mlflow_mod.search_runs(experiment_names=["exercise-1"])) == 3  # the parent and its 2 children
 
-    monkeypatch.setattr(runner_mod, "run_one", real_run_one)  # the failed cell is retried, then done
+    monkeypatch.setattr(cells_mod, "run_one", real_run_one)  # the failed cell is retried, then done
     retry = cli.invoke(app, [*GRID, *mlflow_flags])
     assert "(0 new, 1 replaced, 1 already there)" in retry.stderr, retry.output
     after = _check_against_store(mlflow_mod, results, "exercise-1")
@@ -116,7 +116,7 @@ def test_grid_in_mlflow_equals_the_store_and_exports_never_duplicate(
 
 
 def test_default_store_is_a_database_in_the_results_folder(tmp_path: Path) -> None:
-    from aebench.mlflow_export import default_uri
+    from aebench.integrations.mlflow import default_uri
 
     assert default_uri(tmp_path / "results") == f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from aebench import data, mlp_step, onednn
-from aebench.engine import LOSSES, autocast_for, make_optimizer, train_epochs
+from aebench import data
 from aebench.errors import Diverged
-from aebench.mlp_step import FlatAdam, MLPStep, applies, flat_parameters, mlp_layers
-from aebench.model import Autoencoder
-from aebench.pretrain import greedy_pretrain
-from aebench.registry import create_model
+from aebench.models.base import Autoencoder
+from aebench.models.registry import create_model
+from aebench.train.accel import mlp_step, onednn
+from aebench.train.accel.mlp_step import FlatAdam, MLPStep, applies, flat_parameters, mlp_layers
+from aebench.train.loop import LOSSES, autocast_for, make_optimizer, train_epochs
+from aebench.train.pretrain import greedy_pretrain
 
 CPU = torch.device("cpu")
 SHAPE = (1, 28, 28)

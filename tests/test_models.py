@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from aebench.errors import BadInput
-from aebench.model import count_params
-from aebench.registry import create_model, get_entry, list_models
+from aebench.models.base import count_params
+from aebench.models.registry import create_model, get_entry, list_models
 
 MNIST_SHAPE = (1, 28, 28)
 

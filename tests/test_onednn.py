@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from aebench import onednn
+from aebench.train.accel import onednn
 
 pytestmark = pytest.mark.skipif(not onednn.available(torch.float32), reason="this torch has no oneDNN linear")
 
@@ -78,8 +78,8 @@ def test_training_lends_onednn_on_the_cpu_fp32_autograd_step_only(
     onednn_calls: list[int], fashion_mnist: object
 ) -> None:
     from aebench import data
-    from aebench.engine import train_epochs
-    from aebench.registry import create_model
+    from aebench.models.registry import create_model
+    from aebench.train.loop import train_epochs
 
     assert isinstance(fashion_mnist, data.Dataset)
     x = data.to_device(fashion_mnist.train.images[:256], torch.device("cpu"), "sigmoid")

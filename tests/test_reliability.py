@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from aebench import runner as runner_mod
-from aebench.cli import app
+from aebench.cli.app import app
 from aebench.config import GridSpec, ModelSpec, RunConfig
-from aebench.store import DB_NAME, SCHEMA_VERSION, open_store
+from aebench.grid import cells as cells_mod
+from aebench.grid import executors as executors_mod
+from aebench.grid import runner as runner_mod
+from aebench.grid.store import DB_NAME, SCHEMA_VERSION, Store, open_store
 
 from .conftest import MNIST_DIR
 
@@ -143,18 +145,18 @@ def test_failed_run_is_recorded_with_its_reason_and_retried(
 ) -> None:
     configs = GridSpec(depths=("shallow",), latent_dims=(2, 4, 8), base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
                        train_size=1000)).expand()  # fmt: skip
-    real_run_one = runner_mod.run_one
+    real_run_one = cells_mod.run_one
 
     def oom_on_the_second(cfg: RunConfig, **kwargs: object) -> object:
         if cfg.model.latent_dim == 4:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
         return real_run_one(cfg, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner_mod, "run_one", oom_on_the_second)
+    monkeypatch.setattr(cells_mod, "run_one", oom_on_the_second)
     outcomes = runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False)
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
     assert outcomes[1].row["error"] == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
-    monkeypatch.setattr(runner_mod, "run_one", real_run_one)
+    monkeypatch.setattr(cells_mod, "run_one", real_run_one)
     again = runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False)
     assert [(o.status, o.skipped) for o in again] == [("done", True), ("done", False), ("done", True)]
 
@@ -166,7 +168,7 @@ def test_interrupt_between_runs_keeps_what_finished_and_leaves_no_claim(
     configs = GridSpec(depths=("shallow",), latent_dims=(2, 4, 8), base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
                        train_size=500)).expand()  # fmt: skip
     claims = 0
-    real_claim = runner_mod.Store.claim
+    real_claim = Store.claim
 
     def claim_then_interrupt(self: object, cfg: RunConfig) -> bool:
         nonlocal claims
@@ -176,13 +178,13 @@ def test_interrupt_between_runs_keeps_what_finished_and_leaves_no_claim(
             raise KeyboardInterrupt  # the claim is in the store, the run not yet under way
         return took
 
-    class StopAfterFirst(runner_mod.GridEvents):
-        def run_end(self, outcome: runner_mod.Outcome) -> None:
+    class StopAfterFirst(executors_mod.GridEvents):
+        def run_end(self, outcome: cells_mod.Outcome) -> None:
             if where == "after a run is stored":
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner_mod.Store, "claim", claim_then_interrupt)
-    with pytest.raises(runner_mod.GridInterrupted) as info:
+    monkeypatch.setattr(Store, "claim", claim_then_interrupt)
+    with pytest.raises(executors_mod.GridInterrupted) as info:
         runner_mod.run_grid(configs, tmp_results, device="cpu", allow_download=False, events=StopAfterFirst())
     assert [o.status for o in info.value.outcomes] == ["done"]  # what finished is reported
     assert [s for s, _ in _statuses(tmp_results).values()] == ["done"]  # and no `running` claim is left behind

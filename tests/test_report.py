@@ -13,14 +13,15 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from aebench import data, report
-from aebench.cli import app
+from aebench import data
+from aebench.cli.app import app
 from aebench.config import GridSpec, ModelSpec, RunConfig
 from aebench.errors import BadInput
-from aebench.plots import Skipped, plot_mse_by_depth, plot_stride_vs_pool
-from aebench.runner import run_grid
-from aebench.store import DB_NAME, open_store
-from aebench.tables import label, pareto_front, varying_axes
+from aebench.grid.runner import run_grid
+from aebench.grid.store import DB_NAME, open_store
+from aebench.report import build as report
+from aebench.report.plots import Skipped, plot_mse_by_depth, plot_stride_vs_pool
+from aebench.report.tables import label, pareto_front, varying_axes
 
 runner = CliRunner()
 # fc and conv at latent 2 and 16: every picture has something to show (2-d latents, conv feature maps)

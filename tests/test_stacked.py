@@ -9,9 +9,9 @@ import torch
 
 from aebench import data
 from aebench.config import RunConfig, model_spec
-from aebench.engine import train_epochs
-from aebench.registry import create_model
-from aebench.stacked import stack_key, stackable, train_stacked
+from aebench.models.registry import create_model
+from aebench.train.loop import train_epochs
+from aebench.train.stacked import stack_key, stackable, train_stacked
 
 SEEDS = (0, 1, 2)
 
@@ -98,7 +98,7 @@ def test_what_can_be_stacked() -> None:
 
 def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
     from aebench.config import GridSpec, ModelSpec
-    from aebench.runner import run_grid
+    from aebench.grid.runner import run_grid
 
     configs = GridSpec(depths=("shallow",), seeds=3, base=RunConfig(model=ModelSpec(arch="fc"), epochs=1,
                        train_size=800)).expand()  # fmt: skip
@@ -115,7 +115,7 @@ def test_a_learning_rate_sweep_stacks_and_keeps_the_rates_that_work(tmp_path: Pa
     """Cells differing in lr stack together; the one that blows up is recorded as diverged, the
     others train on in the same stack and equal their unstacked runs."""
     from aebench.config import GridSpec, ModelSpec
-    from aebench.runner import run_grid
+    from aebench.grid.runner import run_grid
 
     base = RunConfig(model=ModelSpec(arch="fc"), epochs=1, train_size=512)
     configs = GridSpec(depths=("shallow",), outputs=("none",), lrs=(1e-3, 1e9), seeds=2, base=base).expand()
@@ -129,7 +129,7 @@ def test_a_learning_rate_sweep_stacks_and_keeps_the_rates_that_work(tmp_path: Pa
 
 
 def test_stacks_pay_on_cuda_only() -> None:
-    from aebench.executors import create_executor
+    from aebench.grid.executors import create_executor
 
     local = create_executor("local")
     assert local.stacks_pay(torch.device("cuda")) and not local.stacks_pay(torch.device("cpu"))

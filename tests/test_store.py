@@ -13,7 +13,7 @@ import pytest
 
 from aebench.config import RunConfig, model_spec
 from aebench.errors import StoreError
-from aebench.store import DB_NAME, open_store
+from aebench.grid.store import DB_NAME, open_store
 
 CFG = RunConfig(model=model_spec("fc", depth="shallow"), epochs=2)
 

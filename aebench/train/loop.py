@@ -1,35 +1,27 @@
-"""One training run: data on the device as one tensor, batches drawn by index, honest clocks.
+"""The training loop: one step (autograd or the written-out MLP step, CUDA graph or eager) and the epochs.
 
-The engine raises `Diverged` on a non-finite loss; recording what happened is the
-runner's job.
+Kept apart from `engine` (one run from config to measurements) so that greedy pretraining and
+stacked training, which build on the loop, do not depend on the run-level code.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aebench import data as datamod
-from aebench import mlp_step, onednn
-from aebench.config import RunConfig
-from aebench.cuda_graph import StepRunner
-from aebench.device_tuning import tune_for
-from aebench.errors import BadInput, Diverged
-from aebench.model import Autoencoder
-from aebench.registry import create_model
+from aebench.errors import Diverged
+from aebench.train.accel import mlp_step, onednn
+from aebench.train.accel.cuda_graph import StepRunner
+from aebench.train.accel.device_tuning import tune_for
+from aebench.train.device import synchronize
 
 # progress(completed_steps, total_steps, message)
 Progress = Callable[[int, int, str], None]
@@ -42,48 +34,6 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "bce": F.binary_cross_entropy,
     "l1": F.l1_loss,
 }
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """auto: cuda, then mps, then cpu; an explicit device that is not there is refused."""
-    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if name == "cuda" and not cuda or name == "mps" and not mps:
-        raise BadInput(f"--device {name}: not available on this machine; choose from: auto, cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise BadInput(f"--device: unknown value {name!r}; choose from: auto, cpu, cuda, mps")
-    return torch.device(name)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so a clock read after it measures the work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str | None:
-    """The project's commit (with -dirty for local changes), or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=10, check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
 
 def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     """Shuffled index batches over n items, the last one partial (DataLoader's drop_last=False)."""
@@ -99,14 +49,6 @@ class EpochRecord:
     seconds: float
     lr: float
     cuda_graph: bool = False  # whether this epoch's full batches were replayed from a CUDA graph
-
-
-@dataclass
-class RunResult:
-    config: RunConfig
-    model: Autoencoder
-    epochs: list[EpochRecord]
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, loss_fn: Callable[..., torch.Tensor]) -> float:
@@ -289,139 +231,3 @@ def train_epochs(
                     msg += f" test {test_loss:.4f}"
                 progress(step_offset + epoch * steps, total_steps, msg)
     return records
-
-
-def _data(config: RunConfig, ds: datamod.Dataset, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The run's training and test images on the device, in its output activation's range."""
-    train_images = ds.train.images
-    if config.train_size is not None:
-        if config.train_size > len(train_images):
-            raise BadInput(f"--train-size {config.train_size} exceeds the {len(train_images)} training images")
-        train_images = train_images[: config.train_size]
-    output = config.model.output_activation
-    return datamod.to_device(train_images, dev, output), datamod.to_device(ds.test.images, dev, output)
-
-
-def build(config: RunConfig, ds: datamod.Dataset, dev: torch.device) -> Autoencoder:
-    """The run's model, initialised under its own seed."""
-    spec = config.model
-    torch.manual_seed(config.seed)
-    model = create_model(spec.arch, ds.input_shape, **spec.builder_options()).to(dev)
-    assert isinstance(model, Autoencoder)
-    return model
-
-
-def measure(
-    model: Autoencoder,
-    config: RunConfig,
-    records: list[EpochRecord],
-    ds: datamod.Dataset,
-    x_train: torch.Tensor,
-    x_test: torch.Tensor,
-    started: datetime,
-    wall_start: float,
-    stack_size: int = 1,
-) -> dict[str, Any]:
-    """Everything a run records after training: quality, size, cost, speed, provenance."""
-    from aebench import metrics  # sklearn/torchmetrics load only when a run needs them
-
-    dev = x_train.device
-    return {
-        **metrics.reconstruction(model, x_test),
-        **metrics.sizes(model),
-        "flops_per_sample": metrics.flops_per_sample(model),
-        **metrics.throughput([r.seconds for r in records], len(x_train)),
-        **metrics.inference_throughput(model, x_test, config.batch_size, config.precision),
-        "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
-        "peak_mem_mb": metrics.peak_memory_mb(dev),
-        "stack_size": stack_size,
-        "cuda_graph": any(r.cuda_graph for r in records),
-        "device": dev.type,
-        "device_name": device_name(dev),
-        "torch_version": torch.__version__,
-        "git_commit": git_commit(),
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "started_at": started.isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - wall_start,
-    }
-
-
-def run_one(
-    config: RunConfig,
-    *,
-    device: str | torch.device = "auto",
-    dataset: datamod.Dataset | None = None,
-    data_dir: str | Path | None = None,
-    progress: Progress | None = None,
-    cuda_graph: bool = True,
-) -> RunResult:
-    """Train and measure one config; `dataset` lets a grid read its data once."""
-    from aebench.pretrain import greedy_pretrain, pretrain_steps
-
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    started = datetime.now(timezone.utc)
-    wall_start = time.perf_counter()
-    ds = dataset or datamod.load(config.dataset, data_dir)
-    spec = config.model
-    x_train, x_test = _data(config, ds, dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    model = build(config, ds, dev)
-    generator = torch.Generator(device=dev).manual_seed(config.seed)  # the shuffle order
-
-    steps = math.ceil(len(x_train) / config.batch_size) * config.epochs
-    offset = 0
-    if spec.pretrain == "greedy":
-        assert spec.pretrain_epochs is not None
-        offset = pretrain_steps(model, len(x_train), config.batch_size, spec.pretrain_epochs)
-        steps += offset
-        greedy_pretrain(
-            model, x_train, epochs=spec.pretrain_epochs, lr=config.lr, batch_size=config.batch_size,
-            generator=generator, progress=progress, total_steps=steps,
-        )  # fmt: skip
-    records = train_epochs(
-        model, x_train, x_test,
-        loss=config.loss, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
-        generator=generator, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
-        lr_schedule=config.lr_schedule, progress=progress, step_offset=offset, total_steps=steps,
-        precision=config.precision, cuda_graph=cuda_graph,
-    )  # fmt: skip
-    if progress is not None:
-        progress(steps, steps, "measuring")
-    return RunResult(config, model, records, measure(model, config, records, ds, x_train, x_test, started, wall_start))
-
-
-def run_stack(
-    configs: list[RunConfig],
-    *,
-    device: str | torch.device = "auto",
-    dataset: datamod.Dataset,
-    progress: Progress | None = None,
-    cuda_graph: bool = True,
-) -> list[RunResult | Diverged]:
-    """Train configs that share every shape (they may differ in seed, learning rate, weight
-    decay and loss) as one stacked model (see `aebench.stacked`); a diverged run is returned
-    as its `Diverged`, the others are measured."""
-    from aebench.stacked import train_stacked
-
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
-    started = datetime.now(timezone.utc)
-    wall_start = time.perf_counter()
-    first = configs[0]
-    x_train, x_test = _data(first, dataset, dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    models = [build(c, dataset, dev) for c in configs]
-    records = train_stacked(
-        models, x_train, x_test, losses=[c.loss for c in configs], lrs=[c.lr for c in configs],
-        batch_size=first.batch_size, epochs=first.epochs,
-        generators=[torch.Generator(device=dev).manual_seed(c.seed) for c in configs],
-        weight_decays=[c.weight_decay for c in configs], precision=first.precision, progress=progress,
-        cuda_graph=cuda_graph,
-    )  # fmt: skip
-    return [
-        r if isinstance(r, Diverged)
-        else RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, len(configs)))
-        for c, m, r in zip(configs, models, records, strict=True)
-    ]  # fmt: skip

@@ -21,15 +21,16 @@ import torch
 from torch import nn
 
 from aebench import data as datamod
-from aebench import mlp_step
+from aebench.bench.floor import time_floor
 from aebench.config import RunConfig, model_spec
-from aebench.engine import device_name, resolve_device, synchronize, train_epochs
 from aebench.errors import Diverged
-from aebench.floor import time_floor
-from aebench.metrics import pixel_mse
-from aebench.model import Autoencoder
-from aebench.registry import create_model
-from aebench.stacked import stackable, train_stacked
+from aebench.models.base import Autoencoder
+from aebench.models.registry import create_model
+from aebench.train.accel import mlp_step
+from aebench.train.device import device_name, resolve_device, synchronize
+from aebench.train.loop import train_epochs
+from aebench.train.metrics import pixel_mse
+from aebench.train.stacked import stackable, train_stacked
 
 SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
 Report = Callable[[str], None]
@@ -231,7 +232,7 @@ def drifted_floors(rows: list[dict[str, Any]], tolerance: float = 0.15) -> list[
 
 def clock_check(spec: BenchSpec, ds: datamod.Dataset, device: torch.device, model: str = "seed-ae") -> dict[str, Any]:
     """Does reported throughput match the wall clock? Compare a 1-epoch and a 3-epoch run of `model`."""
-    from aebench.engine import run_one
+    from aebench.train.engine import run_one
 
     walls, rates = {}, {}
     for epochs in (1, 3):
@@ -279,7 +280,7 @@ def save_bench(result: dict[str, Any], results: str | Path) -> Path:
     import json
     from datetime import datetime, timezone
 
-    from aebench.checkpoint import atomic_write
+    from aebench.train.checkpoint import atomic_write
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = Path(results) / "benchmarks" / f"aebench-bench-{stamp}.json"

@@ -6,16 +6,16 @@ import json
 import os
 import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
 from aebench.config import RunConfig
-from aebench.errors import AebenchError
-from aebench.model import Autoencoder
-from aebench.registry import create_model
+from aebench.errors import AebenchError, first_line
+from aebench.models.base import Autoencoder
+from aebench.models.registry import create_model
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -49,11 +49,18 @@ def run_dir(results: Path, run_id: str) -> Path:
 
 def save(results: Path, config: RunConfig, model: Autoencoder) -> Path:
     """Save `{state_dict, run_config, input_shape}` and `config.json` under runs/<run_id>/."""
+    return save_state(results, config, model.state_dict(), model.input_shape)
+
+
+def save_state(
+    results: Path, config: RunConfig, state_dict: Mapping[str, torch.Tensor], input_shape: Sequence[int]
+) -> Path:
+    """`save` from the weights alone: what a grid's driver holds of a run a worker trained."""
     folder = run_dir(results, config.run_id)
     payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "run_config": config.to_dict(),
-        "input_shape": list(model.input_shape),
+        "input_shape": list(input_shape),
     }
     atomic_write(folder / CHECKPOINT, lambda fh: torch.save(payload, fh))
     text = json.dumps({"run_id": config.run_id, **config.to_dict()}, indent=2, sort_keys=True) + "\n"
@@ -70,8 +77,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Ru
     try:
         payload: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AebenchError(f"{path}: refused, not a plain aebench checkpoint ({first})") from None
+        reason = first_line(exc, type(exc).__name__)
+        raise AebenchError(f"{path}: refused, not a plain aebench checkpoint ({reason})") from None
     config = RunConfig.from_dict(payload["run_config"])
     model = create_model(config.model.arch, tuple(payload["input_shape"]), **config.model.builder_options())
     model.load_state_dict(payload["state_dict"])

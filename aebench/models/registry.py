@@ -1,5 +1,8 @@
 """Name -> model builder. The only ways in are `create_model` and `list_models`.
 
+The registry is filled by importing `aebench.models` (its `__init__` imports the zoo and the
+families), so this module imports neither: the arrows run zoo -> registry only.
+
 Each entry also declares which model options it takes and their defaults, so that
 config validation can refuse an option that does not apply instead of dropping it.
 """
@@ -57,18 +60,11 @@ def register_model(
     return wrap
 
 
-def _load() -> None:
-    # Importing the model modules fills the registry; done on first use, not at import.
-    from aebench import families, zoo  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
-    _load()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -20,7 +20,7 @@ from scipy.linalg import LinAlgWarning
 from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from aebench.model import Autoencoder, count_params
+from aebench.models.base import Autoencoder, count_params
 
 EVAL_BATCH = 1024
 PROBE_TRAIN = 10_000  # train codes the probe is fit on: enough for a stable accuracy, fast on a laptop
@@ -107,7 +107,7 @@ def inference_throughput(
     model: Autoencoder, x: torch.Tensor, batch_size: int, precision: str = "fp32"
 ) -> dict[str, float]:
     """Samples/s of full test-set passes at the training batch size: median, min, max after a warm-up pass."""
-    from aebench.engine import synchronize
+    from aebench.train.device import synchronize
 
     model.eval()
     rates = []

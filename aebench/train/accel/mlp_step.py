@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aebench import onednn
-from aebench.model import Autoencoder
+from aebench.models.base import Autoencoder
+from aebench.train.accel import onednn
 
 aten = torch.ops.aten
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Identity)

@@ -13,8 +13,8 @@ import math
 import torch
 from torch import nn
 
-from aebench.engine import Progress, train_epochs
-from aebench.model import Autoencoder, activation, output_activation
+from aebench.models.base import Autoencoder, activation, output_activation
+from aebench.train.loop import Progress, train_epochs
 
 
 def _pairs(model: Autoencoder) -> list[tuple[nn.Linear, nn.Linear]]:

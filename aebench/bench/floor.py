@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aebench import onednn
-from aebench.engine import make_optimizer, synchronize
+from aebench.train.accel import onednn
+from aebench.train.device import synchronize
+from aebench.train.loop import make_optimizer
 
 
 @dataclass(frozen=True)

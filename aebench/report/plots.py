@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
 
 from aebench.config import DEPTHS
-from aebench.tables import label, missing, pareto_front, plain, si, varying_axes
+from aebench.report.tables import label, missing, pareto_front, plain, si, varying_axes
 
 MAX_LINES = 12  # more lines than this on one chart stop being tellable apart
 MAX_BAR_SERIES = 6  # bars per depth group: past this they are too thin to label

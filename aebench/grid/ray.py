@@ -1,11 +1,8 @@
-"""Where a grid's cells train: a registry of executors, name -> class, like the models.
+"""The Ray executor: a grid's cells on a Ray cluster (or a Ray instance it starts on this machine).
 
-`local` trains the cells one after another in this process. `ray` hands them to a Ray
-cluster (or a Ray instance it starts on this machine), because that is the scheduler ML
-teams already run: aebench builds none of its own. Whichever runs the cells, only the
-process that called `run_grid` (the driver) claims cells and writes the store, so the
-store's resume, claim and failure rules are the same everywhere: a worker trains and sends
-back plain tensors and dicts; the driver saves the checkpoint and records the run.
+Ray is optional (`pip install 'aebench[ray]'`), so it is imported when a `RayExecutor` is built,
+not with this module. Workers train through the same `train_cells` as the local executor and
+send back plain values; the driver records them (`aebench.grid.cells.record`).
 """
 
 from __future__ import annotations
@@ -16,159 +13,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
 from aebench import data as datamod
 from aebench.config import DEVICES, RunConfig, check_choice, check_number
-from aebench.engine import RunResult, resolve_device, run_one, run_stack
-from aebench.errors import AebenchError, BadInput, Diverged, failure_reason
-from aebench.model import Autoencoder
-from aebench.registry import create_model
-from aebench.runner import GridInterrupted, GridJob, Outcome, _stacks, record_done, run_local
-from aebench.store import HEARTBEAT_EVERY_S
+from aebench.errors import AebenchError, BadInput, failure_reason, first_line
+from aebench.grid.cells import Outcome, Payload, TrainFn, plan_stacks, record, skipped, train_cells
+from aebench.grid.executors import Executor, GridInterrupted, GridJob, register_executor
+from aebench.grid.store import HEARTBEAT_EVERY_S
+from aebench.train.device import resolve_device
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'aebench[ray]'"
 MAX_REASON = 200  # Ray's messages run to paragraphs; a store's `error` is one line
-
-
-class Executor:
-    """Runs the claimable cells of a grid; subclasses register under a name.
-
-    `options` maps each keyword the executor takes to the CLI flag that sets it, so an
-    option given to an executor that does not take it is refused by name.
-    """
-
-    name: ClassVar[str] = ""
-    options: ClassVar[dict[str, str]] = {}
-
-    def device(self, device: str) -> torch.device | None:
-        """Check `--device`; resolve it here, or return None where each worker resolves it."""
-        return resolve_device(device)
-
-    def stacks_pay(self, device: torch.device | None) -> bool:
-        """Whether stacking cells is faster here: on CUDA one batched kernel replaces K launches;
-        on a CPU batched products run slower than K single ones (measured: `aebench bench --stack`)."""
-        return device is not None and device.type == "cuda"
-
-    @contextmanager
-    def session(self, todo: int) -> Iterator[None]:
-        """Whatever must be up while `todo` cells train; entered before the store is opened."""
-        yield
-
-    def run(self, job: GridJob) -> list[Outcome]:
-        raise NotImplementedError
-
-
-_EXECUTORS: dict[str, type[Executor]] = {}
-
-
-def register_executor(name: str) -> Callable[[type[Executor]], type[Executor]]:
-    def wrap(cls: type[Executor]) -> type[Executor]:
-        if name in _EXECUTORS:
-            raise ValueError(f"executor {name!r} registered twice")
-        cls.name = name
-        _EXECUTORS[name] = cls
-        return cls
-
-    return wrap
-
-
-def list_executors() -> list[str]:
-    return list(_EXECUTORS)
-
-
-def check_executor(name: str) -> str:
-    return check_choice("--executor", name, list_executors())
-
-
-def create_executor(name: str, options: Mapping[str, Any] | None = None) -> Executor:
-    """Build executor `name`; an unknown name, or an option it does not take, is refused in one line."""
-    cls = _EXECUTORS[check_executor(name)]
-    given = {k: v for k, v in (options or {}).items() if v is not None}
-    for key in given:
-        if key not in cls.options:
-            flags = {flag for ex in _EXECUTORS.values() for k, flag in ex.options.items() if k == key}
-            raise BadInput(f"{next(iter(flags), key)} does not apply to --executor {name}")
-    return cls(**given)
-
-
-@register_executor("local")
-class LocalExecutor(Executor):
-    """One cell after another in this process, on `--device` (the runner's own loop)."""
-
-    def run(self, job: GridJob) -> list[Outcome]:
-        return run_local(job)
-
-
-# ---- the Ray executor ----
-
-# One cell's training as a worker runs it: config, device and dataset in, a payload of plain values out.
-TrainFn = Callable[[RunConfig, torch.device, datamod.Dataset], dict[str, Any]]
-
-# This process's datasets, each read once however many cells it trains (a Ray worker is a long-lived process).
-_DATASETS: dict[tuple[str, str | None], datamod.Dataset] = {}
-_LOADS = 0
-
-
-def worker_dataset(name: str, data_dir: str | Path | None, allow_download: bool) -> datamod.Dataset:
-    """Dataset `name` as this worker finds it (--data-dir, its own $AEBENCH_DATA, cache, /usr/share), once."""
-    global _LOADS
-    key = (name, None if data_dir is None else str(data_dir))
-    if key not in _DATASETS:
-        _DATASETS[key] = datamod.load(name, data_dir, allow_download)
-        _LOADS += 1
-    return _DATASETS[key]
-
-
-def train_cell(config: RunConfig, device: torch.device, dataset: datamod.Dataset) -> dict[str, Any]:
-    """Train one cell and report how it ended as plain values, the way the local runner records it.
-
-    Returns `status` (done, diverged, failed) with `error`, and for a done run its metrics, its
-    epochs and the state dict on the CPU, which the driver saves as the checkpoint.
-    """
-    try:
-        result = run_one(config, device=device, dataset=dataset)
-    except Diverged as exc:
-        return _diverged(exc)
-    except (AebenchError, RuntimeError, ValueError) as exc:  # e.g. CUDA out of memory
-        return {"status": "failed", "error": failure_reason(exc)}
-    return _done(result)
-
-
-def _diverged(exc: Diverged) -> dict[str, Any]:
-    return {"status": "diverged", "error": str(exc), "diverged_epoch": exc.epoch}
-
-
-def _done(result: RunResult) -> dict[str, Any]:
-    return {
-        "status": "done",
-        "metrics": result.metrics,
-        "epochs": [asdict(r) for r in result.epochs],
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-    }
-
-
-def train_cells(
-    configs: list[RunConfig], device: torch.device, dataset: datamod.Dataset, train: TrainFn = train_cell
-) -> list[dict[str, Any]]:
-    """Train a group of cells that can share a stack (`stack_key`) as one stack, as the local runner does
-    (a run that diverges in it is reported as diverged); if the stack fails, train them one by one,
-    so each gets its own status."""
-    if len(configs) > 1:
-        try:
-            return [
-                _diverged(r) if isinstance(r, Diverged) else _done(r)
-                for r in run_stack(configs, device=device, dataset=dataset)
-            ]
-        except (AebenchError, RuntimeError, ValueError):
-            pass
-    return [train(c, device, dataset) for c in configs]
 
 
 class CellTrainer:
@@ -186,23 +47,31 @@ class CellTrainer:
         self.threads = threads
         self.data_dir = data_dir
         self.allow_download = allow_download
-        self.train_fn = train or train_cell
+        self.train_fn = train
+        # Each dataset read once however many cells this worker trains (a Ray actor is a long-lived process).
+        self.datasets: dict[str, datamod.Dataset] = {}
 
-    def train(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def dataset(self, name: str) -> datamod.Dataset:
+        """Dataset `name` as this worker finds it (--data-dir, its own $AEBENCH_DATA, cache, /usr/share), once."""
+        if name not in self.datasets:
+            self.datasets[name] = datamod.load(name, self.data_dir, self.allow_download)
+        return self.datasets[name]
+
+    def train(self, configs: list[dict[str, Any]]) -> list[Payload]:
         """Train one cell, or one stack of cells; a payload per cell, in order."""
         cells = [RunConfig.from_dict(c) for c in configs]
         dev = resolve_device(self.device_name)
         if dev.type == "cpu":
             torch.set_num_threads(self.threads)  # the CPUs Ray gave this worker, not every core of its node
         try:
-            dataset = worker_dataset(cells[0].dataset, self.data_dir, self.allow_download)
+            dataset = self.dataset(cells[0].dataset)
         except AebenchError as exc:
             return [{"status": "failed", "error": f"on {os.uname().nodename}: {exc}"} for _ in cells]
-        payloads = train_cells(cells, dev, dataset, self.train_fn)
+        payloads = train_cells(cells, dev, dataset, train=self.train_fn)
         if dev.type == "cuda":
             torch.cuda.empty_cache()  # leave the shared GPU's memory to the runs beside this one
         for payload in payloads:
-            payload["worker"] = {"pid": os.getpid(), "host": os.uname().nodename, "dataset_loads": _LOADS}
+            payload["worker"] = {"pid": os.getpid(), "host": os.uname().nodename, "dataset_loads": len(self.datasets)}
         return payloads
 
 
@@ -320,8 +189,8 @@ class RayExecutor(Executor):
             # No address and no RAY_ADDRESS: Ray starts an instance on this machine.
             ray.init(address=self.address, include_dashboard=False, logging_level="warning")
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInput(f"--ray-address {self.address or '(none)'}: cannot connect to Ray ({first})") from None
+            reason = first_line(exc, type(exc).__name__)
+            raise BadInput(f"--ray-address {self.address or '(none)'}: cannot connect to Ray ({reason})") from None
         if main and sigterm is not None:  # ray.init makes SIGTERM sys.exit; aebench stops cleanly instead (cli)
             signal.signal(signal.SIGTERM, sigterm)
 
@@ -349,12 +218,12 @@ class RayExecutor(Executor):
         store, events = job.store, job.events
         grid = _Flight(idle=[self._new_actor(job) for _ in range(self.slots)])
         index_of = {c.run_id: i for i, c in enumerate(job.configs)}
-        stacks = _stacks(job) if job.stack else {}  # cells that can share a stack go to a worker together
+        # cells that can share a stack go to a worker together
+        stacks = plan_stacks(job.configs, job.finished, job.datasets) if job.stack else {}
         handled: set[str] = set()  # skipped, in flight or recorded
 
-        def skipped(index: int, cfg: RunConfig) -> None:
-            status = store.status(cfg.run_id) or "running"
-            grid.outcomes[index] = Outcome(cfg, status, skipped=True, row=store.run(cfg.run_id) or {})
+        def skip(index: int, cfg: RunConfig) -> None:
+            grid.outcomes[index] = skipped(store, cfg)
             handled.add(cfg.run_id)
             events.run_end(grid.outcomes[index])
 
@@ -363,12 +232,12 @@ class RayExecutor(Executor):
                 if cfg.run_id in handled:
                     continue  # sent with an earlier cell's stack
                 if cfg.run_id in job.finished:
-                    skipped(index, cfg)
+                    skip(index, cfg)
                     continue
                 while not grid.idle:  # claim a cell only when a worker is free to take it
                     self._wait(job, grid)
                 if not store.claim(cfg):  # done or held by another process since we looked
-                    skipped(index, cfg)
+                    skip(index, cfg)
                     continue
                 mates = [c for c in stacks.get(cfg.run_id, []) if c.run_id not in handled and store.claim(c)]
                 group = [cfg, *mates]
@@ -412,22 +281,13 @@ class RayExecutor(Executor):
         except exceptions.RayError as exc:  # the worker process or its node is gone: ActorDiedError, OOM kill, ...
             return [{"status": "failed", "error": ray_failure(exc)}] * cells, False
 
-    def _record(self, job: GridJob, cfg: RunConfig, payload: dict[str, Any]) -> Outcome:
-        """Store what a worker sent back (or that it died), as the local runner would have."""
-        store = job.store
+    def _record(self, job: GridJob, cfg: RunConfig, payload: Payload) -> Outcome:
+        """Store what a worker sent back (or that it died), as the local executor would have."""
         worker = payload.get("worker")
         if worker:
             key = (worker["host"], worker["pid"])
             self.dataset_loads[key] = max(self.dataset_loads.get(key, 0), worker["dataset_loads"])
-        status = payload["status"]
-        if status != "done":
-            store.finish(cfg, status, {}, error=payload["error"], diverged_epoch=payload.get("diverged_epoch"))
-            return Outcome(cfg, status, error=payload["error"], row=store.run(cfg.run_id) or {})
-        shape = job.datasets[cfg.dataset].input_shape
-        model = create_model(cfg.model.arch, shape, **cfg.model.builder_options())
-        assert isinstance(model, Autoencoder)
-        model.load_state_dict(payload["state_dict"])
-        return record_done(store, job.results, cfg, model, payload["metrics"], payload["epochs"])
+        return record(job.store, job.results, cfg, payload)
 
 
 def ray_failure(exc: BaseException) -> str:

@@ -19,11 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from aebench import checkpoint
 from aebench import data as datamod
 from aebench.errors import AebenchError
-from aebench.model import Autoencoder
-from aebench.plots import Skipped, _colors, new_figure
+from aebench.models.base import Autoencoder
+from aebench.report.plots import Skipped, _colors, new_figure
+from aebench.train import checkpoint
 
 NAMES = ("reconstructions", "latent_space", "latent_grid", "interpolation", "latent_arithmetic", "feature_maps")
 MAX_ROWS = 8  # configs per picture: more rows than this no longer fit a screen

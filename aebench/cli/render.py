@@ -11,7 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from aebench.config import CONFIG_COLUMNS, RunConfig
-from aebench.runner import Outcome
+from aebench.grid.cells import Outcome
 
 # metric column -> (header with unit, format)
 SHOWN_METRICS: dict[str, tuple[str, str]] = {
@@ -134,7 +134,7 @@ def _scaled(key: str, value: Any) -> Any:
 
 def plan_table(configs: Sequence[RunConfig], results: str | Path) -> pd.DataFrame:
     """What a grid would do, read from the store without writing to it."""
-    from aebench.store import DB_NAME, open_store
+    from aebench.grid.store import DB_NAME, open_store
 
     statuses: dict[str, str] = {}
     if (Path(results) / DB_NAME).exists():
@@ -150,8 +150,8 @@ def plan_table(configs: Sequence[RunConfig], results: str | Path) -> pd.DataFram
 
 def model_rows(pattern: str, dataset: str) -> list[dict[str, Any]]:
     from aebench.data import PUBLISHED_SHAPES, check_name
-    from aebench.model import Autoencoder, count_params
-    from aebench.registry import create_model, get_entry, list_models
+    from aebench.models.base import Autoencoder, count_params
+    from aebench.models.registry import create_model, get_entry, list_models
 
     shape = PUBLISHED_SHAPES[check_name(dataset)]
     rows = []

@@ -22,8 +22,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from aebench.config import RunConfig
-from aebench.cuda_graph import StepRunner
-from aebench.engine import (
+from aebench.errors import Diverged
+from aebench.train.accel.cuda_graph import StepRunner
+from aebench.train.device import synchronize
+from aebench.train.loop import (
     LOSSES,
     PROGRESS_EVERY,
     EpochRecord,
@@ -32,9 +34,7 @@ from aebench.engine import (
     autocast_for,
     divergence,
     make_optimizer,
-    synchronize,
 )
-from aebench.errors import Diverged
 
 # The most cells trained as one stack. On an H200 32 seed-ae runs took 0.44 s an epoch against
 # 0.24 s for 12, so bigger stacks buy little, while their memory grows with every run and one

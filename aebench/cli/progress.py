@@ -16,10 +16,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from aebench.cli.render import describe
 from aebench.config import RunConfig
-from aebench.engine import Progress as ProgressFn
-from aebench.runner import GridEvents, Outcome
-from aebench.summary import describe
+from aebench.grid.cells import Outcome
+from aebench.grid.executors import GridEvents
+from aebench.train.loop import Progress as ProgressFn
 
 
 class RichEvents(GridEvents):

@@ -28,11 +28,11 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from aebench import checkpoint
 from aebench import data as datamod
 from aebench.config import RunConfig
-from aebench.errors import AebenchError, BadInput
-from aebench.store import FINISHED, METRIC_COLUMNS, open_store
+from aebench.errors import AebenchError, BadInput, failure_reason
+from aebench.grid.store import FINISHED, METRIC_COLUMNS, open_store
+from aebench.train import checkpoint
 
 DEFAULT_EXPERIMENT = "aebench"
 DB_FILE = "mlflow.db"  # MLflow 3 refuses new file stores (./mlruns) unless told to: a database is what it wants
@@ -145,7 +145,7 @@ def export(
             client = MlflowClient(tracking_uri=uri)
             exp_id = _experiment(client, name, uri)
         except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors for a bad URI
-            raise BadInput(f"--mlflow-uri {uri}: cannot be used ({_first_line(exc)})") from None
+            raise BadInput(f"--mlflow-uri {uri}: cannot be used ({failure_reason(exc)})") from None
         grid_ids = sorted(r["run_id"] for r in rows)
         parent = _parent(client, exp_id, grid_ids, results)
         done = Exported(uri, name, exp_id, parent)
@@ -238,7 +238,7 @@ def _log_run(
     """Log one store row as a child run; False where its reconstruction picture could not be drawn."""
     from mlflow.entities import Metric, Param
 
-    from aebench.summary import describe
+    from aebench.cli.render import describe
 
     cfg = RunConfig.from_dict(json.loads(row["config_json"]))
     start = _ms(row.get("started_at") or row.get("claimed_at"))
@@ -301,7 +301,7 @@ class _Pictures:
         x = datamod.to_device(images, torch.device("cpu"), output)
         with torch.no_grad():
             recon = model(x)
-        from aebench.summary import describe
+        from aebench.cli.render import describe
 
         return reconstruction_figure(_unit(x, output), _unit(recon, output), describe(cfg))
 
@@ -358,11 +358,6 @@ def _ms(iso: str | None) -> int | None:
     except ValueError:
         return None
     return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp() * 1000)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 @contextmanager

@@ -9,8 +9,8 @@ import math
 
 from torch import nn
 
-from aebench.model import Autoencoder
-from aebench.registry import register_model
+from aebench.models.base import Autoencoder
+from aebench.models.registry import register_model
 
 Shape = tuple[int, int, int]
 

@@ -12,8 +12,8 @@ from typing import Any
 from torch import nn
 
 from aebench.errors import BadInput
-from aebench.model import Autoencoder, activation, output_activation
-from aebench.registry import register_model
+from aebench.models.base import Autoencoder, activation, output_activation
+from aebench.models.registry import register_model
 
 Shape = tuple[int, int, int]
 

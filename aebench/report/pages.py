@@ -16,10 +16,10 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from aebench import tables
+from aebench.report import tables
 
 if TYPE_CHECKING:
-    from aebench.report import Report
+    from aebench.report.build import Report
 
 TITLES = {
     "learning_curves": "Learning curves",

@@ -21,13 +21,15 @@ from typing import IO, Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from aebench import latent_plots, plots, report_pages, tables
-from aebench.checkpoint import atomic_write
 from aebench.config import DEPTHS, split_list
 from aebench.errors import BadInput
-from aebench.plots import Skipped
-from aebench.store import open_store
-from aebench.tables import AXES, TABLE_METRICS, findings, summary_tables
+from aebench.grid.store import open_store
+from aebench.report import pages as report_pages
+from aebench.report import pictures as latent_plots
+from aebench.report import plots, tables
+from aebench.report.plots import Skipped
+from aebench.report.tables import AXES, TABLE_METRICS, findings, summary_tables
+from aebench.train.checkpoint import atomic_write
 
 FORMATS = ("md", "html")
 PLOTS: tuple[str, ...] = (

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from typer.exceptions import Abort
 
 from aebench import config as cfgmod
-from aebench.errors import AebenchError
+from aebench.errors import AebenchError, failure_reason
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ def _fail(message: str, code: int) -> None:
 @contextmanager
 def _errors(debug: bool, as_json: bool = False) -> Iterator[None]:
     """Library errors become one line and an exit code; tracebacks only with --debug."""
-    from aebench.runner import GridInterrupted
+    from aebench.grid.executors import GridInterrupted
 
     try:
         yield
@@ -93,8 +93,7 @@ def _errors(debug: bool, as_json: bool = False) -> Iterator[None]:
     except Exception as exc:
         if debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _fail(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", 1)
+        _fail(f"internal error: {failure_reason(exc)} (rerun with --debug for the traceback)", 1)
 
 
 def _opt(value: str | None, parse: Callable[[str], T]) -> T | None:
@@ -220,8 +219,8 @@ def train(
 
     A config already in the store is not trained again: its stored result is shown.
     """
-    from aebench.progress import RichEvents
-    from aebench.runner import run_grid
+    from aebench.cli.progress import RichEvents
+    from aebench.grid.runner import run_grid
 
     with _errors(debug, as_json):
         spec = cfgmod.model_spec(
@@ -247,10 +246,10 @@ def train(
             [outcome] = run_grid(
                 [cfg], results, device=device, data_dir=data_dir, allow_download=download, events=events
             )
-        from aebench.summary import outcome_record, run_table
+        from aebench.cli.render import outcome_record, run_table
 
         if as_json:
-            from aebench.store import open_store
+            from aebench.grid.store import open_store
 
             with open_store(results, create=False) as store:
                 epochs_rows = store.epochs(cfg.run_id).drop(columns="run_id").to_dict("records")
@@ -347,8 +346,8 @@ def compare(
     Axes that do not apply to an arch (--downsample for fc) are collapsed for it, not
     run twice. Cells already done in the store are skipped and said so.
     """
-    from aebench.progress import RichEvents
-    from aebench.runner import run_grid
+    from aebench.cli.progress import RichEvents
+    from aebench.grid.runner import run_grid
 
     with _errors(debug, as_json):
         arch_list = cfgmod.split_list("--archs", archs)
@@ -388,12 +387,13 @@ def compare(
             },
         )
         configs = grid.expand()
-        from aebench import executors, mlflow_export
+        from aebench.grid import executors
+        from aebench.integrations import mlflow as mlflow_export
 
         executors.check_executor(executor)
         mlflow_export.check_request(mlflow, mlflow_uri, experiment)
         if dry_run:
-            from aebench.summary import plan_table
+            from aebench.cli.render import plan_table
 
             plan = plan_table(configs, results)
             if as_json:
@@ -422,7 +422,7 @@ def compare(
 
 
 def _print_outcomes(outcomes: Sequence[Any], as_json: bool) -> None:
-    from aebench.summary import outcome_record, run_table
+    from aebench.cli.render import outcome_record, run_table
 
     if as_json:
         print(json.dumps([outcome_record(o) for o in outcomes], default=str))
@@ -447,7 +447,7 @@ def models(
     debug: Debug = False,
 ) -> None:
     """List the model zoo with parameter counts (for the dataset's image shape) and options."""
-    from aebench.summary import model_rows
+    from aebench.cli.render import model_rows
 
     with _errors(debug):
         rows = model_rows(pattern, dataset)
@@ -520,8 +520,8 @@ def report(
 
     Plots the runs cannot fill (an axis with one value) are left out and said so. The store is only read.
     """
-    from aebench import report as reportmod
-    from aebench.report_pages import rich_table, summary_lines
+    from aebench.report import build as reportmod
+    from aebench.report.pages import rich_table, summary_lines
 
     with _errors(debug):
         rep = reportmod.build_report(
@@ -554,7 +554,7 @@ def export_mlflow(
     The store's runs become one parent run with a child per run. Runs already logged are
     left alone, or replaced where the store has a newer result; the store is only read.
     """
-    from aebench import mlflow_export
+    from aebench.integrations import mlflow as mlflow_export
 
     with _errors(debug):
         exported = mlflow_export.export(results, mlflow_uri, experiment, data_dir=data_dir)
@@ -599,7 +599,7 @@ def bench(
     Prints speed-up over the seed loop, efficiency (floor / achieved) and test MSE after the same epochs;
     saves the JSON under <results>/benchmarks/.
     """
-    from aebench.bench import BenchSpec, drifted_floors, run_bench, save_bench
+    from aebench.bench.run import BenchSpec, drifted_floors, run_bench, save_bench
 
     with _errors(debug, as_json):
         cfgmod.check_number("--epochs", epochs, low=1)

@@ -1,0 +1,83 @@
+"""Run a grid: validate everything first, skip what is done, open the store, hand the cells to an executor.
+
+A cell that diverges or fails is recorded as such and the grid goes on; Ctrl-C drops
+the claim of the run in flight (it is not a result) and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aebench import data as datamod
+from aebench.config import RunConfig
+from aebench.errors import BadInput
+from aebench.grid.cells import Outcome
+from aebench.grid.executors import Executor, GridEvents, GridJob, create_executor
+from aebench.grid.store import DB_NAME, FINISHED, open_store
+from aebench.models.registry import create_model
+
+
+def prepare(
+    configs: Sequence[RunConfig], data_dir: str | Path | None, allow_download: bool
+) -> dict[str, datamod.Dataset]:
+    """Load every dataset and build every distinct model once, so bad input fails before any work."""
+    datasets = {
+        name: datamod.load(name, data_dir, allow_download) for name in dict.fromkeys(c.dataset for c in configs)
+    }
+    for spec, name in dict.fromkeys((c.model, c.dataset) for c in configs):
+        create_model(spec.arch, datasets[name].input_shape, **spec.builder_options())
+    for cfg in configs:
+        n_train = len(datasets[cfg.dataset].train.images)
+        if cfg.train_size is not None and cfg.train_size > n_train:
+            raise BadInput(f"--train-size {cfg.train_size} exceeds the {n_train} training images of {cfg.dataset}")
+    return datasets
+
+
+def finished_ids(results: Path, configs: Sequence[RunConfig]) -> set[str]:
+    """Run ids of `configs` already finished in the store (read only; no store is created)."""
+    if not (results / DB_NAME).exists():
+        return set()
+    with open_store(results, create=False) as store:
+        return {c.run_id for c in configs if store.status(c.run_id) in FINISHED}
+
+
+def run_grid(
+    configs: Sequence[RunConfig],
+    results: str | Path,
+    *,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    allow_download: bool = True,
+    events: GridEvents | None = None,
+    executor: str | Executor = "local",
+    stack: bool | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+) -> list[Outcome]:
+    """Train every config not yet done in `<results>/aebench.db`; return one Outcome per config.
+
+    `executor` names where the cells train (`aebench.grid.executors`: "local" here, one after
+    another; "ray" on a Ray cluster, with `executor_options` such as `address`); whichever
+    it is, only this process claims cells and writes the store. `stack` None stacks where
+    stacking pays (on CUDA; on a CPU batched products are slower than single ones).
+    """
+    runs_on = create_executor(executor, executor_options) if isinstance(executor, str) else executor
+    events = events or GridEvents()
+    dev = runs_on.device(device)
+    results = Path(results)
+    finished = finished_ids(results, configs)
+    # Everything that can be wrong with the input fails here, before the store is created.
+    datasets = prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)
+    folder = None if data_dir is None else Path(data_dir).resolve()  # workers run elsewhere
+    with runs_on.session(len(configs) - len(finished)), open_store(results) as store:
+        events.grid_start(len(configs), len(configs) - len(finished))
+        stacks = runs_on.stacks_pay(dev) if stack is None else stack
+        job = GridJob(configs, results, store, finished, datasets, dev, events, folder, allow_download, stacks)
+        outcomes = runs_on.run(job)
+        # Cells another process was training when we passed them may have finished since.
+        for outcome in outcomes:
+            if outcome.status == "running":
+                outcome.row = store.run(outcome.run_id) or outcome.row
+                outcome.status = outcome.row.get("status", "running")
+    return outcomes
