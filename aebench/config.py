@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from aebench.columns import config_label
 from aebench.data import DATASETS
 from aebench.errors import BadInput
 from aebench.models.families import CONV_DEPTHS, FC_DEPTHS
@@ -188,6 +189,15 @@ class RunConfig:
         fields_ = {k: v for k, v in self.to_dict().items() if _ADDED_LATER.get(k, object()) != v}
         canonical = json.dumps({"schema": SCHEMA_VERSION, **fields_}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        """A short name for the run: its model's shape, whatever else differs from the defaults, its seed
+        ('fc deep L16 lr=0.003 seed1'), in the short forms the report's tables use (`aebench.columns`)."""
+        values = self.columns()
+        defaults = RunConfig(model=model_spec(self.model.arch)).columns()
+        shape = ("arch", "depth", "hidden", "latent_dim", "downsample", "upsample")
+        axes = [a for a in CONFIG_COLUMNS if a in shape or (a != "seed" and values[a] != defaults[a])]
+        return config_label(values, [a for a in axes if values[a] is not None] + ["seed"])
 
     def columns(self) -> dict[str, Any]:
         """The config as flat store columns (hidden widths as "512,256")."""

@@ -108,6 +108,41 @@ def find(name: str, data_dir: str | Path | None = None, splits: tuple[str, ...] 
     return None
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where one dataset is: its folder, or None with `hint` saying how to get it."""
+
+    name: str
+    folder: Path | None
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class Places:
+    """Every known dataset's place, and the roots searched for them in order (`aebench datasets`)."""
+
+    searched: list[Path]
+    datasets: list[Place]
+
+    def to_json(self) -> dict[str, Any]:
+        """The record `aebench datasets --json` prints: the roots, and each name with its folder or null."""
+        return {
+            "searched": [str(p) for p in self.searched],
+            "datasets": [
+                {"name": d.name, "folder": None if d.folder is None else str(d.folder)} for d in self.datasets
+            ],
+        }
+
+
+def locate(data_dir: str | Path | None = None) -> Places:
+    """Look for every dataset without reading it, so a user sees at once what is on disk and what is not."""
+    places = []
+    for name in DATASETS:
+        folder = find(name, data_dir)
+        places.append(Place(name, folder, None if folder else how_to_get(name)))
+    return Places(search_roots(data_dir), places)
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped), checking its header against its size."""
     try:
@@ -168,3 +203,9 @@ def to_device(images: torch.Tensor, device: torch.device, output: str) -> torch.
     """Convert uint8 images once to floats in the output activation's range, on `device`."""
     x = images.to(device, non_blocking=True).float().div_(255.0)
     return x.mul_(2.0).sub_(1.0) if output == "tanh" else x
+
+
+def to_unit(x: torch.Tensor, output: str) -> torch.Tensor:
+    """The inverse of `to_device`'s scaling: data or reconstructions from the output activation's range to [0, 1],
+    the scale every measure and picture uses, so runs with tanh outputs compare with sigmoid ones."""
+    return (x + 1.0) / 2.0 if output == "tanh" else x

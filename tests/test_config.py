@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from aebench.config import GridSpec, ModelSpec, RunConfig, model_spec, parse_choices, parse_floats, parse_ints
+from aebench.columns import CONFIG
+from aebench.config import (
+    CONFIG_COLUMNS,
+    GridSpec,
+    ModelSpec,
+    RunConfig,
+    model_spec,
+    parse_choices,
+    parse_floats,
+    parse_ints,
+)
 from aebench.errors import BadInput
 
 
@@ -144,3 +154,9 @@ def test_axis_that_applies_to_no_arch_is_refused() -> None:
 def test_bce_cells_need_sigmoid() -> None:
     configs = GridSpec(outputs=("sigmoid", "tanh"), losses=("mse", "bce")).expand()
     assert {(c.model.output, c.loss) for c in configs} == {("sigmoid", "mse"), ("sigmoid", "bce"), ("tanh", "mse")}
+
+
+def test_the_column_registry_names_every_config_axis_once() -> None:
+    # The store's schema and every table read `aebench.columns`: an axis added to RunConfig or ModelSpec
+    # without its column there would be trained but never stored.
+    assert CONFIG == CONFIG_COLUMNS

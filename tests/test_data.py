@@ -11,8 +11,7 @@ import torch
 
 from aebench import data
 from aebench.errors import DataCorrupt, DataNotFound
-
-from .conftest import MNIST_DIR
+from tests.conftest import MNIST_DIR
 
 MNIST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -8,12 +8,14 @@ absolute seconds do not travel.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +24,35 @@ from torch import nn
 
 from aebench import data as datamod
 from aebench.bench.floor import time_floor
-from aebench.config import RunConfig, model_spec
+from aebench.config import RunConfig, check_choice, check_number, model_spec
 from aebench.errors import Diverged
 from aebench.models.base import Autoencoder
 from aebench.models.registry import create_model
 from aebench.train.accel import mlp_step
+from aebench.train.checkpoint import atomic_write
 from aebench.train.device import device_name, resolve_device, synchronize
+from aebench.train.engine import run_one
 from aebench.train.loop import train_epochs
 from aebench.train.metrics import pixel_mse
 from aebench.train.stacked import stackable, train_stacked
 
 SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
 Report = Callable[[str], None]
+# What the bench table's derived columns mean; a front end shows it beside the rows.
+EFFICIENCY_NOTE = (
+    "efficiency = floor / achieved, floor = the step's GEMMs (im2col GEMMs for convolutions, which a direct "
+    "convolution can beat), each (on a CPU) through the faster of torch and oneDNN, + one fused Adam update "
+    "in the same precision, timed before and after the model's training and the faster kept; "
+    "a stack's s/epoch and img/s are the whole stack's, its speed-up and efficiency per model-epoch; "
+    "MSE vs ref: fp32 modes against the seed loop, bf16 modes against engine-fp32; "
+    "range = (max - min) / median of the timed epochs (of a floor: of its samples), a measure of the noise"
+)
 
 
 @dataclass(frozen=True)
 class BenchSpec:
+    """What to bench; checked when made, like `RunConfig`, so bad input fails before anything is timed."""
+
     models: tuple[str, ...] = SEED_MODELS
     dataset: str = "fashion-mnist"
     epochs: int = 2
@@ -47,6 +62,14 @@ class BenchSpec:
     seed: int = 0
     stack: int = 0  # also train this many seeds of each stackable model as one stack (0: no)
     data_dir: str | None = None  # searched first for the dataset, as in `train` and `compare`
+
+    def __post_init__(self) -> None:
+        check_number("--epochs", self.epochs, low=1)
+        check_number("--batch-size", self.batch_size, low=1)
+        check_number("--stack", self.stack, low=0)
+        if self.train_size is not None:
+            check_number("--train-size", self.train_size, low=1)
+        check_choice("--dataset", self.dataset, datamod.DATASETS)
 
 
 @dataclass(frozen=True)
@@ -197,7 +220,16 @@ def bench_model(
                      "samples_per_s": n / floor["floor_s"], **floor,
                      "floor_s_before_after": [f["floor_s"] for f in floors[precision]]})  # fmt: skip
     _ratios(rows)
+    for r in rows:
+        r["range"] = _spread(r)
     return rows
+
+
+def _spread(row: dict[str, Any]) -> float | None:
+    """(max - min) / median of a row's timed epochs (a floor's: of its samples); None where it has no min and max."""
+    if row.get("epoch_s_min") is None or row.get("epoch_s_max") is None:
+        return None
+    return float((row["epoch_s_max"] - row["epoch_s_min"]) / row["epoch_s"])
 
 
 def _ratios(rows: list[dict[str, Any]]) -> None:
@@ -232,8 +264,6 @@ def drifted_floors(rows: list[dict[str, Any]], tolerance: float = 0.15) -> list[
 
 def clock_check(spec: BenchSpec, ds: datamod.Dataset, device: torch.device, model: str = "seed-ae") -> dict[str, Any]:
     """Does reported throughput match the wall clock? Compare a 1-epoch and a 3-epoch run of `model`."""
-    from aebench.train.engine import run_one
-
     walls, rates = {}, {}
     for epochs in (1, 3):
         cfg = RunConfig(model=model_spec(model), epochs=epochs, train_size=spec.train_size, seed=spec.seed)
@@ -277,11 +307,6 @@ def run_bench(spec: BenchSpec, report: Report | None = None, check_clock: bool =
 
 def save_bench(result: dict[str, Any], results: str | Path) -> Path:
     """Write the result as JSON under <results>/benchmarks/, named by time (atomic)."""
-    import json
-    from datetime import datetime, timezone
-
-    from aebench.train.checkpoint import atomic_write
-
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = Path(results) / "benchmarks" / f"aebench-bench-{stamp}.json"
     text = json.dumps(result, indent=2) + "\n"
@@ -291,3 +316,21 @@ def save_bench(result: dict[str, Any], results: str | Path) -> Path:
 
     atomic_write(path, write)
     return path
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """A finished bench: the result as saved, where it was saved, and a warning line per drifted floor."""
+
+    result: dict[str, Any]
+    saved: Path
+    drifted: list[str]
+
+
+def bench_and_save(
+    spec: BenchSpec, results: str | Path, report: Report | None = None, check_clock: bool = True
+) -> BenchRun:
+    """`aebench bench`: run the bench, save it under <results>/benchmarks/, and say which floors drifted."""
+    result = run_bench(spec, report=report, check_clock=check_clock)
+    path = save_bench(result, results)
+    return BenchRun(result, path, drifted_floors(result["rows"]))

@@ -16,7 +16,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from aebench.cli.render import describe
 from aebench.config import RunConfig
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import GridEvents
@@ -54,7 +53,7 @@ class RichEvents(GridEvents):
             self.grid = self.progress.add_task("grid", total=total, completed=0)
 
     def run_start(self, index: int, config: RunConfig) -> ProgressFn:
-        label = describe(config)
+        label = config.label()
         task = self.progress.add_task(label, total=None)
         self.runs[config.run_id] = task
 
@@ -78,5 +77,5 @@ class RichEvents(GridEvents):
             note = outcome.error or ""
         colour = {"done": "green", "diverged": "yellow", "failed": "red"}.get(outcome.status, "white")
         self.console.print(
-            f"[{colour}]{outcome.status:>8}[/{colour}] {describe(outcome.config)}  [dim]{note}[/dim]", highlight=False
+            f"[{colour}]{outcome.status:>8}[/{colour}] {outcome.config.label()}  [dim]{note}[/dim]", highlight=False
         )

@@ -1,67 +1,35 @@
-"""Tables and records for the terminal and `--json`: what a run or a grid came to."""
+"""Tables and lines for the terminal, and records for `--json`: what a run, a grid, a bench, the zoo came to.
+
+Only presentation lives here: every figure shown is computed by the library and handed in. It is
+apart from `app` so that the commands stay parse-call-print and so that `aebench --help`, which
+imports `app` only, does not import torch through the config types used here.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.table import Table
 
-from aebench.config import CONFIG_COLUMNS, RunConfig
+from aebench.columns import COLUMNS
 from aebench.grid.cells import Outcome
+from aebench.grid.runner import varying_columns
 
-# metric column -> (header with unit, format)
-SHOWN_METRICS: dict[str, tuple[str, str]] = {
-    "test_mse": ("MSE", "{:.5f}"),
-    "test_psnr": ("PSNR dB", "{:.2f}"),
-    "test_ssim": ("SSIM", "{:.3f}"),
-    "probe_acc": ("probe", "{:.3f}"),
-    "params": ("params", "{:,.0f}"),
-    "latent_size": ("latent", "{:.0f}"),
-    "flops_per_sample": ("MFLOPs/img", "{:.2f}"),
-    "train_samples_per_s": ("train img/s", "{:,.0f}"),
-    "infer_samples_per_s": ("infer img/s", "{:,.0f}"),
-    "epoch_seconds": ("epoch (s)", "{:.2f}"),
-}
-# the grid table keeps to what fits a terminal; --json and the report have every column
+if TYPE_CHECKING:  # annotations only: the commands import these modules when they run
+    import pandas as pd
+
+    from aebench.data import Places
+
+# What a run's table shows (headers, units and formats from `aebench.columns`): the grid table keeps to what
+# fits a terminal; --json and the report have every column.
+RUN_METRICS = (
+    "test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "latent_size", "flops_per_sample",
+    "train_samples_per_s", "infer_samples_per_s", "epoch_seconds",
+)  # fmt: skip
+RUN_DETAILS = ("compression_ratio", "peak_mem_mb", "device_name", "wall_seconds", "checkpoint", "error")
 GRID_METRICS = ("test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "train_samples_per_s")
-_HIDDEN_CONFIG = {"pretrain_epochs"}
-
-
-def describe(config: RunConfig) -> str:
-    """A short label naming what sets this run apart from the defaults."""
-    m = config.model
-    parts = [m.arch]
-    if m.hidden is not None:
-        parts.append("hidden=" + ",".join(map(str, m.hidden)))
-    elif m.depth is not None:
-        parts.append(m.depth)
-    if m.latent_dim is not None:
-        parts.append(f"L{m.latent_dim}")
-    parts += [v for v in (m.downsample, m.upsample) if v is not None]
-    if m.activation not in (None, "relu"):
-        parts.append(m.activation)
-    if m.output not in (None, "sigmoid"):
-        parts.append(f"out={m.output}")
-    if m.batchnorm:
-        parts.append("bn")
-    if m.dropout:
-        parts.append(f"drop={m.dropout:g}")
-    if m.pretrain == "greedy":
-        parts.append(f"greedy×{m.pretrain_epochs}")
-    if config.dataset != "fashion-mnist":
-        parts.append(config.dataset)
-    if config.loss != "mse":
-        parts.append(config.loss)
-    if config.lr != 1e-3:
-        parts.append(f"lr={config.lr:g}")
-    if config.batch_size != 128:
-        parts.append(f"bs={config.batch_size}")
-    parts.append(f"seed{config.seed}")
-    return " ".join(parts)
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
@@ -76,15 +44,6 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
-def _varying(configs: Sequence[RunConfig]) -> list[str]:
-    """Config columns whose value differs across the grid (always the arch)."""
-    cols = [c.columns() for c in configs]
-    return [
-        name for name in CONFIG_COLUMNS
-        if name == "arch" or (name not in _HIDDEN_CONFIG and len({str(c[name]) for c in cols}) > 1)
-    ]  # fmt: skip
-
-
 def _fmt(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -92,22 +51,22 @@ def _fmt(value: Any, fmt: str) -> str:
 
 
 def run_table(outcomes: Sequence[Outcome], single: bool = False) -> Table:
+    """One run's measures (`single`), or a grid's runs a row each with the axes that vary across them."""
     if single:
         [o] = outcomes
         table = Table(
-            title=f"run {o.run_id} ({describe(o.config)}): {o.status}"
+            title=f"run {o.run_id} ({o.config.label()}): {o.status}"
             + (" (already in the store)" if o.skipped else "")
         )
         table.add_column("measure")
         table.add_column("value", justify="right")
-        for key, (header, fmt) in SHOWN_METRICS.items():
-            table.add_row(header, _fmt(_scaled(key, o.row.get(key)), fmt))
-        for key in ("compression_ratio", "peak_mem_mb", "device_name", "wall_seconds", "checkpoint", "error"):
+        for key in RUN_METRICS:
+            table.add_row(COLUMNS[key].terminal_header, COLUMNS[key].format(o.row.get(key)))
+        for key in RUN_DETAILS:
             if o.row.get(key) is not None:
-                value = o.row[key]
-                table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+                table.add_row(COLUMNS[key].header, COLUMNS[key].format(o.row[key]))
         return table
-    axes = _varying([o.config for o in outcomes])
+    axes = varying_columns([o.config for o in outcomes])
     done = sum(o.status == "done" for o in outcomes)
     skipped = sum(o.skipped for o in outcomes)
     table = Table(title=f"grid: {len(outcomes)} runs, {done} done ({skipped} from earlier), "
@@ -117,56 +76,94 @@ def run_table(outcomes: Sequence[Outcome], single: bool = False) -> Table:
         table.add_column(axis.replace("_", " "), no_wrap=True)
     table.add_column("status", no_wrap=True)
     for key in GRID_METRICS:
-        table.add_column(SHOWN_METRICS[key][0], justify="right", no_wrap=True)
+        table.add_column(COLUMNS[key].terminal_header, justify="right", no_wrap=True)
     for o in outcomes:
         cols = o.config.columns()
         status = o.status + ("*" if o.skipped else "")
-        metrics = [_fmt(_scaled(k, o.row.get(k)), SHOWN_METRICS[k][1]) for k in GRID_METRICS]
+        metrics = [COLUMNS[k].format(o.row.get(k)) for k in GRID_METRICS]
         table.add_row(o.run_id[:8], *[_fmt(cols[a], "{}") for a in axes], status, *metrics)
     if skipped:
         table.caption = "* done by an earlier call, read from the store"
     return table
 
 
-def _scaled(key: str, value: Any) -> Any:
-    return value / 1e6 if key == "flops_per_sample" and value is not None else value
+def df_table(df: pd.DataFrame, title: str) -> Table:
+    """A frame as a table, every value as text; missing values (None, NaN) as blanks."""
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col))
+    for row in df.itertuples(index=False):
+        table.add_row(*["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row])
+    return table
 
 
-def plan_table(configs: Sequence[RunConfig], results: str | Path) -> pd.DataFrame:
-    """What a grid would do, read from the store without writing to it."""
-    from aebench.grid.store import DB_NAME, open_store
-
-    statuses: dict[str, str] = {}
-    if (Path(results) / DB_NAME).exists():
-        with open_store(results, create=False) as store:
-            statuses = {c.run_id: store.status(c.run_id) or "to train" for c in configs}
-    axes = _varying(configs)
-    rows = []
-    for c in configs:
-        cols = c.columns()
-        rows.append({"run_id": c.run_id, **{a: cols[a] for a in axes}, "status": statuses.get(c.run_id, "to train")})
-    return pd.DataFrame(rows)
+def interrupted_line(outcomes: Sequence[Outcome], total: int) -> str:
+    """What a Ctrl-C left: how many runs passed and were stored, and that rerunning resumes."""
+    done = sum(o.status == "done" for o in outcomes)
+    return (
+        f"interrupted: {len(outcomes)} of {total} runs passed ({done} done and stored); "
+        "runs in flight were dropped; rerun the same command to train the rest"
+    )
 
 
-def model_rows(pattern: str, dataset: str) -> list[dict[str, Any]]:
-    from aebench.data import PUBLISHED_SHAPES, check_name
-    from aebench.models.base import Autoencoder, count_params
-    from aebench.models.registry import create_model, get_entry, list_models
+def unfinished_line(failed: int, diverged: int, total: int) -> str:
+    """Why a grid exits 1: how many of its runs failed or diverged."""
+    return f"{failed + diverged} of {total} runs did not finish: {failed} failed, {diverged} diverged"
 
-    shape = PUBLISHED_SHAPES[check_name(dataset)]
-    rows = []
-    for name in list_models(pattern):
-        entry = get_entry(name)
-        model = create_model(name, shape)
-        assert isinstance(model, Autoencoder)
-        rows.append({
-            "name": name,
-            "params": count_params(model),
-            "encoder_params": count_params(model.encoder),
-            "decoder_params": count_params(model.decoder),
-            "latent_size": model.latent_size,
-            "options": sorted(entry.options),
-            "defaults": {**entry.defaults, **entry.train_defaults},
-            "description": entry.description,
-        })  # fmt: skip
-    return rows
+
+def models_table(rows: Sequence[dict[str, Any]], dataset: str) -> Table:
+    """`aebench models`: the rows of `aebench.models.catalog.model_rows`."""
+    table = Table(title=f"aebench models (sized for {dataset})")
+    for col in ("name", "params", "latent", "options", "description"):
+        table.add_column(col, justify="right" if col in ("params", "latent") else "left")
+    for r in rows:
+        table.add_row(r["name"], f"{r['params']:,}", str(r["latent_size"]), ", ".join(r["options"]), r["description"])
+    return table
+
+
+def datasets_table(places: Places) -> Table:
+    """`aebench datasets`: each dataset and the folder it was found in."""
+    table = Table(title="datasets")
+    table.add_column("name")
+    table.add_column("found in")
+    for d in places.datasets:
+        table.add_row(d.name, str(d.folder) if d.folder else "[red]not found[/red]")
+    return table
+
+
+def datasets_lines(places: Places) -> list[str]:
+    """Where aebench looked, then how to get each dataset it did not find."""
+    lines = ["looked in: " + ", ".join(str(p) for p in places.searched)]
+    return lines + [f"{d.name}: {d.hint}" for d in places.datasets if not d.folder]
+
+
+def bench_table(result: dict[str, Any], caption: str) -> Table:
+    """`aebench bench`: a row per model and mode, from `aebench.bench.run.run_bench`'s result."""
+    table = Table(
+        title=f"aebench bench on {result['device_name']} (torch {result['torch_version']}), {result['dataset']}, "
+        f"{result['train_size']:,} images, batch {result['batch_size']}, {result['epochs']} epochs"
+    )
+    columns = ("model", "mode", "s/epoch", "range", "img/s", "vs seed loop", "efficiency", "test MSE", "MSE vs ref")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "mode") else "right", no_wrap=True)
+    for r in result["rows"]:
+        table.add_row(
+            r["model"], r["mode"], f"{r['epoch_s']:.3f}", _num(r.get("range"), "{:.0%}"), f"{r['samples_per_s']:,.0f}",
+            f"{r['speedup_vs_seed_loop']:.2f}x", _num(r.get("efficiency"), "{:.2f}"),
+            _num(r.get("test_mse"), "{:.5f}"), _num(r.get("mse_vs_reference"), "{:.3f}"),
+        )  # fmt: skip
+    table.caption = caption
+    return table
+
+
+def _num(value: Any, fmt: str) -> str:
+    """A bench figure, "-" where the row has none (a NaN is shown: it is a finding, not a gap)."""
+    return "-" if value is None else fmt.format(value)
+
+
+def clock_line(check: dict[str, Any]) -> str:
+    """The bench's clock check: measured against predicted seconds for epochs 2-3."""
+    return (
+        f"clock check ({check['model']}): epochs 2-3 took {check['measured_s']:.2f} s, reported throughput predicts "
+        f"{check['predicted_s']:.2f} s (ratio {check['ratio']:.2f})"
+    )

@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from aebench import data as datamod
-from aebench.config import RunConfig
+from aebench.config import CONFIG_COLUMNS, RunConfig
 from aebench.errors import BadInput
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import Executor, GridEvents, GridJob, create_executor
@@ -81,3 +83,31 @@ def run_grid(
                 outcome.row = store.run(outcome.run_id) or outcome.row
                 outcome.status = outcome.row.get("status", "running")
     return outcomes
+
+
+# config columns a plan never lists as an axis: pretrain_epochs follows pretrain
+_QUIET_COLUMNS = {"pretrain_epochs"}
+
+
+def varying_columns(configs: Sequence[RunConfig]) -> list[str]:
+    """Config columns whose value differs across `configs` (always the arch): what tells the cells apart."""
+    cols = [c.columns() for c in configs]
+    return [
+        name for name in CONFIG_COLUMNS
+        if name == "arch" or (name not in _QUIET_COLUMNS and len({str(c[name]) for c in cols}) > 1)
+    ]  # fmt: skip
+
+
+def plan(configs: Sequence[RunConfig], results: str | Path) -> pd.DataFrame:
+    """What `run_grid` would do with `configs`: a row per cell (run_id, the varying axes, its store status or
+    "to train"), read from the store without writing to it, so a dry run leaves no store behind."""
+    statuses: dict[str, str] = {}
+    if (Path(results) / DB_NAME).exists():
+        with open_store(results, create=False) as store:
+            statuses = {c.run_id: store.status(c.run_id) or "to train" for c in configs}
+    axes = varying_columns(configs)
+    rows = []
+    for c in configs:
+        cols = c.columns()
+        rows.append({"run_id": c.run_id, **{a: cols[a] for a in axes}, "status": statuses.get(c.run_id, "to train")})
+    return pd.DataFrame(rows)

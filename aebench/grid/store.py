@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from aebench.config import CONFIG_COLUMNS, RunConfig
+from aebench.columns import COLUMNS, MEASURED, of_kind
+from aebench.config import RunConfig
 from aebench.errors import StoreError
 
 SCHEMA_VERSION = 4
@@ -47,58 +48,12 @@ STATUSES = ("running", "done", "failed", "diverged")
 # A diverged run is a result (that config diverges); a failed one (say, out of memory) is retried.
 FINISHED = ("done", "diverged")
 
-_INT_CONFIG = {"latent_dim", "batchnorm", "pretrain_epochs", "train_size", "batch_size", "epochs", "seed"}
-_REAL_CONFIG = {"dropout", "lr", "weight_decay", "grad_clip"}
-METRIC_COLUMNS: dict[str, str] = {
-    "test_mse": "REAL",
-    "test_bce": "REAL",
-    "test_l1": "REAL",
-    "test_psnr": "REAL",
-    "test_ssim": "REAL",
-    "probe_acc": "REAL",
-    "params": "INTEGER",
-    "encoder_params": "INTEGER",
-    "decoder_params": "INTEGER",
-    "latent_size": "INTEGER",
-    "compression_ratio": "REAL",
-    "flops_per_sample": "INTEGER",
-    "train_samples_per_s": "REAL",
-    "train_samples_per_s_min": "REAL",
-    "train_samples_per_s_max": "REAL",
-    "epoch_seconds": "REAL",
-    "timed_epochs": "INTEGER",
-    "infer_samples_per_s": "REAL",
-    "infer_samples_per_s_min": "REAL",
-    "infer_samples_per_s_max": "REAL",
-    "peak_mem_mb": "REAL",
-    "stack_size": "INTEGER",
-    "cuda_graph": "INTEGER",
-    "device": "TEXT",
-    "device_name": "TEXT",
-    "torch_version": "TEXT",
-    "git_commit": "TEXT",
-    "host": "TEXT",
-    "pid": "INTEGER",
-    "started_at": "TEXT",
-    "wall_seconds": "REAL",
-}
-RECORD_COLUMNS: dict[str, str] = {
-    "error": "TEXT",
-    "diverged_epoch": "INTEGER",
-    "checkpoint": "TEXT",
-    "claimed_at": "TEXT",
-    "heartbeat_at": "TEXT",
-    "finished_at": "TEXT",
-}
-
-
-def _config_type(name: str) -> str:
-    return "INTEGER" if name in _INT_CONFIG else "REAL" if name in _REAL_CONFIG else "TEXT"
+# The store's own bookkeeping of a run, beside its config and what it measured (`aebench.columns`).
+RECORD_COLUMNS = tuple(of_kind("record"))
 
 
 def _schema() -> str:
-    cols = [f"{c} {_config_type(c)}" for c in CONFIG_COLUMNS]
-    cols += [f"{c} {t}" for c, t in {**METRIC_COLUMNS, **RECORD_COLUMNS}.items()]
+    cols = [f"{c.name} {c.sql}" for c in COLUMNS.values()]
     statuses = ", ".join(f"'{s}'" for s in STATUSES)
     return f"""
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -242,7 +197,7 @@ class Store:
         **record: Any,
     ) -> None:
         """Write a run's outcome and its epochs in one transaction."""
-        values = {k: v for k, v in metrics.items() if k in METRIC_COLUMNS}
+        values = {k: v for k, v in metrics.items() if k in MEASURED}
         values.update({k: v for k, v in record.items() if k in RECORD_COLUMNS})
         values["finished_at"] = _now()
         with self.transaction() as db:

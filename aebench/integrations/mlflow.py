@@ -29,10 +29,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from aebench import data as datamod
+from aebench.columns import COLUMNS, MEASURED, of_kind
 from aebench.config import RunConfig
 from aebench.errors import AebenchError, BadInput, failure_reason
-from aebench.grid.store import FINISHED, METRIC_COLUMNS, open_store
+from aebench.grid.store import FINISHED, open_store
 from aebench.train import checkpoint
+from aebench.train.display import reconstruct
 
 DEFAULT_EXPERIMENT = "aebench"
 DB_FILE = "mlflow.db"  # MLflow 3 refuses new file stores (./mlruns) unless told to: a database is what it wants
@@ -40,8 +42,8 @@ ARTIFACTS = "mlartifacts"
 IMAGES = 8  # test images in the reconstruction picture
 TAG_KIND, TAG_RUN, TAG_GRID, TAG_SYNCED = "aebench.kind", "aebench.run_id", "aebench.grid", "aebench.synced"
 # store columns that are provenance, not measurements: tags, not metrics
-TEXT_COLUMNS = ("device", "device_name", "torch_version", "git_commit", "host", "pid", "started_at")
-METRICS = tuple(c for c, kind in METRIC_COLUMNS.items() if kind in ("REAL", "INTEGER") and c not in ("pid",))
+METRICS = tuple(c for c in MEASURED if COLUMNS[c].sql in ("REAL", "INTEGER") and c not in ("pid",))
+TEXT_COLUMNS = tuple(c for c in of_kind("provenance") if c not in METRICS)  # where it ran: tags, not metrics
 # per-epoch store column -> MLflow metric (distinct from the final `epoch_seconds`, the median epoch)
 EPOCH_METRICS = {"train_loss": "train_loss", "test_loss": "test_loss", "lr": "lr", "seconds": "epoch_time_s"}
 STATUS = {"done": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
@@ -221,7 +223,7 @@ def _outdated(logged: Any, row: dict[str, Any]) -> bool:
     run_id: the newer result wins, and a failure never replaces a result, so two stores
     exported in turn do not replace each other back and forth.
     """
-    synced = logged.data.tags.get(TAG_SYNCED)
+    synced: str | None = logged.data.tags.get(TAG_SYNCED)
     if synced is None:  # an export cut short
         return True
     if synced == _fingerprint(row):
@@ -238,7 +240,6 @@ def _log_run(
     """Log one store row as a child run; False where its reconstruction picture could not be drawn."""
     from mlflow.entities import Metric, Param
 
-    from aebench.cli.render import describe
 
     cfg = RunConfig.from_dict(json.loads(row["config_json"]))
     start = _ms(row.get("started_at") or row.get("claimed_at"))
@@ -247,7 +248,7 @@ def _log_run(
     for col in (*TEXT_COLUMNS, "error", "diverged_epoch"):
         if _given(row.get(col)):
             tags[f"aebench.{col}"] = _text(row[col])
-    run = client.create_run(exp_id, start_time=start, tags=tags, run_name=describe(cfg))
+    run = client.create_run(exp_id, start_time=start, tags=tags, run_name=cfg.label())
     run_id = run.info.run_id
     params = [Param(k, str(v)) for k, v in cfg.columns().items() if v is not None]  # None: does not apply to the arch
     metrics = [Metric(m, float(row[m]), end or 0, 0) for m in METRICS if _given(row.get(m))]
@@ -265,7 +266,7 @@ def _log_run(
         for file in (path, path.with_name(checkpoint.CONFIG)):
             if file.is_file():
                 client.log_artifact(run_id, str(file), "checkpoint")
-        figure = pictures.reconstructions(path, cfg) if path.is_file() else None
+        figure = pictures.reconstructions(path, cfg.dataset, cfg.label()) if path.is_file() else None
         drawn = figure is not None
         if figure is not None:
             client.log_figure(run_id, figure, "reconstructions.png")
@@ -292,29 +293,22 @@ class _Pictures:
                 self.images[name] = None
         return self.images[name]
 
-    def reconstructions(self, path: Path, cfg: RunConfig) -> Figure | None:
-        images = self._test_images(cfg.dataset)
+    def reconstructions(self, path: Path, dataset: str, title: str) -> Figure | None:
+        """The picture for the checkpoint at `path`; None where the dataset's test images are not here."""
+        images = self._test_images(dataset)
         if images is None:
             return None
         _, model = checkpoint.load(path)
-        output = cfg.model.output_activation
-        x = datamod.to_device(images, torch.device("cpu"), output)
-        with torch.no_grad():
-            recon = model(x)
-        from aebench.cli.render import describe
-
-        return reconstruction_figure(_unit(x, output), _unit(recon, output), describe(cfg))
-
-
-def _unit(x: torch.Tensor, output: str) -> np.ndarray:
-    """Model-range images (N, C, H, W) -> [0, 1] arrays (N, H, W) or (N, H, W, C) for imshow."""
-    x = (x + 1.0) / 2.0 if output == "tanh" else x
-    arr = x.clamp(0.0, 1.0).detach().cpu().numpy()
-    return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
+        return reconstruction_figure(*reconstruct(model, images), title)
 
 
 def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, title: str) -> Figure:
-    """Two rows of small images: the originals, and under each its reconstruction."""
+    """Two rows of small images: the originals, and under each its reconstruction.
+
+    The report's `pictures.plot_image_rows` draws the same kind of rows, but the report is a sibling
+    of this module and may not be imported here; the arrays come from the same place
+    (`aebench.train.display`), and this one small axes-per-image layout is MLflow's own.
+    """
     n = len(originals)
     fig = Figure(figsize=(0.9 * n + 1.2, 2.4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)

@@ -47,10 +47,12 @@ class Autoencoder(nn.Module):
         return math.prod(self.latent_shape)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x.flatten(1) if self.flatten else x)
+        z: torch.Tensor = self.encoder(x.flatten(1) if self.flatten else x)
+        return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z).reshape(-1, *self.input_shape)
+        out: torch.Tensor = self.decoder(z)
+        return out.reshape(-1, *self.input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -58,7 +60,8 @@ class Autoencoder(nn.Module):
 
 def activation(name: str) -> nn.Module:
     """Hidden-layer activation by name (the seed's Exercise 1c choices)."""
-    return {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU}[name]()
+    layers: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU}
+    return layers[name]()
 
 
 def output_activation(name: str) -> nn.Module:

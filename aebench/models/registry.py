@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from aebench.errors import BadInput
+from aebench.models.base import Autoencoder
 
-Builder = Callable[..., nn.Module]
+Builder = Callable[..., Autoencoder]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def get_entry(name: str) -> ModelEntry:
         raise BadInput(f"unknown arch {name!r}; choose from: {', '.join(list_models())}") from None
 
 
-def create_model(name: str, input_shape: tuple[int, int, int], **options: Any) -> nn.Module:
+def create_model(name: str, input_shape: tuple[int, int, int], **options: Any) -> Autoencoder:
     """Build model `name` for inputs of shape (C, H, W); options not given take defaults."""
     entry = get_entry(name)
     extra = sorted(set(options) - set(entry.defaults))

@@ -14,19 +14,20 @@ import math
 import numbers
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from aebench.columns import axis_label, config_label, missing
 from aebench.config import DEPTHS, split_list
 from aebench.errors import BadInput
 from aebench.grid.store import open_store
 from aebench.report import pages as report_pages
-from aebench.report import pictures as latent_plots
-from aebench.report import plots, tables
+from aebench.report import pictures, plots, tables
+from aebench.report.arrays import PictureArrays
+from aebench.report.contents import Drawn, Report, Selection
 from aebench.report.plots import Skipped
 from aebench.report.tables import AXES, TABLE_METRICS, findings, summary_tables
 from aebench.train.checkpoint import atomic_write
@@ -40,57 +41,10 @@ PLOTS: tuple[str, ...] = (
     "pareto_params",
     "pareto_flops",
     "throughput",
-    *latent_plots.NAMES,
+    *pictures.NAMES,
 )
 PAGES = {"md": "report.md", "html": "index.html"}
 PNG_DPI = 110
-
-
-@dataclass
-class Selection:
-    """The runs a report covers: the `done` ones, their epochs, and what was left out."""
-
-    results: Path
-    runs: pd.DataFrame
-    epochs: pd.DataFrame
-    left_out: pd.DataFrame
-    where: dict[str, tuple[str, ...]]
-
-
-@dataclass
-class Drawn:
-    name: str
-    caption: str
-    files: list[Path]
-
-
-@dataclass
-class Report:
-    """What `build_report` wrote and why some plots are missing; `summary` is the table shown everywhere."""
-
-    out: Path
-    selection: Selection
-    configs: pd.DataFrame
-    summary: pd.DataFrame
-    best: pd.DataFrame
-    answers: pd.DataFrame
-    findings: list[str]
-    drawn: list[Drawn] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        left = self.selection.left_out
-        return {
-            "out": str(self.out),
-            "runs": len(self.selection.runs),
-            "configs": len(self.configs),
-            "left_out": {str(k): int(v) for k, v in left["status"].value_counts().items()},
-            "where": {k: list(v) for k, v in self.selection.where.items()},
-            "files": [str(p) for p in self.files],
-            "plots": [{"name": d.name, "caption": d.caption, "files": [str(p) for p in d.files]} for d in self.drawn],
-            "skipped": [{"plot": k, "reason": v} for k, v in self.skipped.items()],
-        }
 
 
 # ---- parsing the options ----
@@ -178,7 +132,7 @@ def _where_text(filters: Mapping[str, Sequence[str]]) -> str:
 
 
 def _sort_key(value: Any, axis: str) -> tuple[int, Any]:
-    if tables.missing(value):
+    if missing(value):
         return (2, "")
     if axis == "depth" and value in DEPTHS:
         return (0, DEPTHS.index(value))
@@ -191,7 +145,7 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
     keys = runs[axes].astype(object).where(runs[axes].notna(), None)
     runs = runs.assign(
         _key=[
-            json.dumps([tables.axis_value(a, v) for a, v in zip(axes, row, strict=True)])
+            json.dumps([axis_label(a, v) for a, v in zip(axes, row, strict=True)])
             for row in keys.itertuples(index=False)
         ]
     )
@@ -213,7 +167,7 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
     order = sorted(range(len(configs)), key=lambda i: [_sort_key(configs.iloc[i][a], a) for a in axes])
     configs = configs.iloc[order].reset_index(drop=True)
     varying = tables.varying_axes(configs)
-    configs["label"] = [tables.label(r, varying) for _, r in configs.iterrows()]
+    configs["label"] = [config_label(r, varying) for _, r in configs.iterrows()]
     configs.attrs["axes"] = varying
     return configs
 
@@ -221,7 +175,7 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
 def learning_curves(selection: Selection, configs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Mean train/test loss per (config, epoch) over seeds for the best MAX_LINES configs; how many were cut."""
     axes = configs.attrs.get("axes") or tables.varying_axes(configs)
-    labels = {str(r["run_id"]): tables.label(r, axes) for _, r in selection.runs.iterrows()}
+    labels = {str(r["run_id"]): config_label(r, axes) for _, r in selection.runs.iterrows()}
     ep = selection.epochs.assign(label=selection.epochs["run_id"].map(labels))
     curves = ep.groupby(["label", "epoch"], sort=False)[["train_loss", "test_loss"]].mean().reset_index()
     ranked = [lab for lab in configs.sort_values("test_mse", kind="stable")["label"] if lab in set(curves["label"])]
@@ -276,6 +230,19 @@ def _charts(selection: Selection, configs: pd.DataFrame) -> dict[str, Callable[[
         return lambda: (draw[name](), CAPTIONS[name].format(**words))
 
     return {name: chart(name) for name in draw}
+
+
+def _pictures(source: PictureArrays) -> dict[str, Callable[[], tuple[Figure, str]]]:
+    """The pictures of trained models by name: the models run (`arrays`) and their output drawn (`pictures`)
+    on call, each loaded checkpoint shared by all of them."""
+    return {
+        "reconstructions": lambda: pictures.reconstructions(source.reconstructions()),
+        "latent_space": lambda: pictures.latent_space(source.latent_space()),
+        "latent_grid": lambda: pictures.latent_grid(source.latent_grid()),
+        "interpolation": lambda: pictures.interpolation(source.interpolation()),
+        "latent_arithmetic": lambda: pictures.latent_arithmetic(source.latent_arithmetic()),
+        "feature_maps": lambda: pictures.feature_maps(source.feature_maps()),
+    }
 
 
 def _bytes(data: bytes) -> Callable[[IO[bytes]], None]:
@@ -335,20 +302,19 @@ def build_report(
     report = Report(folder, selection, configs, summary, best, answers, findings(configs))
 
     axes = configs.attrs["axes"]
-    run_labels = [tables.label(r, axes) for _, r in selection.runs.iterrows()]
+    run_labels = [config_label(r, axes) for _, r in selection.runs.iterrows()]
     runs_csv = selection.runs.drop(columns=["config_json"], errors="ignore").assign(config=run_labels)
     report.files.append(write_text(folder / "runs.csv", runs_csv.to_csv(index=False)))
     by_run = dict(zip(selection.runs["run_id"], run_labels, strict=True))
     epochs_csv = selection.epochs.assign(config=selection.epochs["run_id"].map(by_run))
     report.files.append(write_text(folder / "epochs.csv", epochs_csv.to_csv(index=False)))
 
-    charts = _charts(selection, configs)
-    pictures = latent_plots.Pictures(selection.results, configs, data_dir)
+    draw = {**_charts(selection, configs), **_pictures(PictureArrays(selection.results, configs, data_dir))}
     for name in PLOTS:
         if name not in only:
             continue
         try:
-            fig, caption = charts[name]() if name in charts else pictures.figure(name)
+            fig, caption = draw[name]()
         except Skipped as exc:
             report.skipped[name] = str(exc)
             continue

@@ -10,16 +10,13 @@ import base64
 import html
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from aebench.report import tables
-
-if TYPE_CHECKING:
-    from aebench.report.build import Report
+from aebench.columns import config_label, missing
+from aebench.report.contents import Report
 
 TITLES = {
     "learning_curves": "Learning curves",
@@ -101,9 +98,9 @@ def _left_out_rows(report: Report) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "run": [str(r)[:8] for r in left["run_id"]],
-            "config": [tables.label(r, [a for a in axes if a in left.columns]) for _, r in left.iterrows()],
+            "config": [config_label(r, [a for a in axes if a in left.columns]) for _, r in left.iterrows()],
             "status": left["status"],
-            "error": [("" if tables.missing(e) else str(e)) for e in left.get("error", pd.Series([None] * len(left)))],
+            "error": [("" if missing(e) else str(e)) for e in left.get("error", pd.Series([None] * len(left)))],
         }
     )
 

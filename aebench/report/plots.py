@@ -20,8 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
 
+from aebench.columns import config_label, missing, plain
 from aebench.config import DEPTHS
-from aebench.report.tables import label, missing, pareto_front, plain, si, varying_axes
+from aebench.report.tables import pareto_front, si, varying_axes
 
 MAX_LINES = 12  # more lines than this on one chart stop being tellable apart
 MAX_BAR_SERIES = 6  # bars per depth group: past this they are too thin to label
@@ -142,7 +143,7 @@ def plot_mse_vs_latent(df: pd.DataFrame) -> Figure:
     if len(dims) < 2:
         raise Skipped(f"only one latent dim ({dims[0]}) in the selected runs; compare with --latent-dims 2,16,32")
     axes_ = varying_axes(df)
-    df = df.assign(series=[label(r, axes_, drop=("latent_dim",)) for _, r in df.iterrows()])
+    df = df.assign(series=[config_label(r, axes_, drop=("latent_dim",)) for _, r in df.iterrows()])
     sizes = df.groupby("series")["latent_dim"].nunique()
     series = [s for s in dict.fromkeys(df["series"]) if sizes[s] >= 2]
     if not series:
@@ -193,7 +194,7 @@ def plot_mse_by_depth(df: pd.DataFrame, max_panels: int = 3) -> Figure:
     # The seed's Exercise 5 fixes latent 32: show it first when present, then the best-covered ones.
     latents = sorted(latents, key=lambda lat: (lat != 32, -by_latent[lat], lat))[:max_panels]
     axes_ = varying_axes(df)
-    df = df.assign(series=[label(r, axes_, drop=("depth", "latent_dim")) for _, r in df.iterrows()])
+    df = df.assign(series=[config_label(r, axes_, drop=("depth", "latent_dim")) for _, r in df.iterrows()])
     series, cut = _cap(df, list(dict.fromkeys(df[df["latent_dim"].isin(latents)]["series"])), MAX_BAR_SERIES)
     colors = dict(zip(series, _colors(len(series)), strict=True))
     fig = new_figure(max(6.0, 4.8 * len(latents)) + 2, 4.8)
@@ -245,7 +246,7 @@ def plot_stride_vs_pool(df: pd.DataFrame) -> Figure:
             f"only {', '.join(kinds)} in the selected conv runs; compare with --archs conv --downsample pool,stride"
         )
     axes_ = varying_axes(df)
-    df = df.assign(pair=[label(r, axes_, drop=("downsample",)) for _, r in df.iterrows()])
+    df = df.assign(pair=[config_label(r, axes_, drop=("downsample",)) for _, r in df.iterrows()])
     both = df.groupby("pair")["downsample"].nunique()
     pairs = [p for p in dict.fromkeys(df["pair"]) if both[p] == 2]
     if not pairs:

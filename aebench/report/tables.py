@@ -7,32 +7,21 @@ Everything here returns plain strings and DataFrames; escaping them is the pages
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from aebench.config import CONFIG_COLUMNS, DEPTHS
+from aebench.columns import COLUMNS, CONFIG, axis_label, config_label, missing, plain
+from aebench.config import DEPTHS
 
 # Axes a config is labelled by, each value rendered short; `seed` is what a config averages over.
-AXES = tuple(c for c in CONFIG_COLUMNS if c != "seed")
-# metric -> (header with unit, format, which way is better; None: neither)
-TABLE_METRICS: dict[str, tuple[str, str, str | None]] = {
-    "test_mse": ("test MSE", "{:.5f}", "min"),
-    "test_psnr": ("PSNR (dB)", "{:.2f}", "max"),
-    "test_ssim": ("SSIM", "{:.3f}", "max"),
-    "probe_acc": ("probe acc", "{:.3f}", "max"),
-    "params": ("params", "{:,.0f}", "min"),
-    "latent_size": ("latent", "{:,.0f}", None),
-    "compression_ratio": ("compression (×)", "{:.1f}", None),
-    "flops_per_sample": ("MFLOPs/img", "{:.2f}", "min"),
-    "train_samples_per_s": ("train img/s", "{:,.0f}", "max"),
-    "infer_samples_per_s": ("infer img/s", "{:,.0f}", "max"),
-    "epoch_seconds": ("epoch (s)", "{:.2f}", "min"),
-    "peak_mem_mb": ("peak mem (MB)", "{:,.0f}", "min"),
-}
-# The same for every seed of a config: shown without ± std.
-_EXACT = {"params", "latent_size", "compression_ratio", "flops_per_sample"}
+AXES = tuple(c for c in CONFIG if c != "seed")
+# The metrics a config table shows, in order; header, format, direction and exactness come from `aebench.columns`.
+TABLE_METRICS: tuple[str, ...] = (
+    "test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "latent_size", "compression_ratio",
+    "flops_per_sample", "train_samples_per_s", "infer_samples_per_s", "epoch_seconds", "peak_mem_mb",
+)  # fmt: skip
 QUESTIONS: tuple[tuple[str, str], ...] = (
     ("Which config reconstructs best (lowest test MSE)?", "test_mse"),
     ("Which looks most like the originals (highest SSIM)?", "test_ssim"),
@@ -45,44 +34,6 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
 
 
 # ---- labels ----
-
-
-def plain(value: Any) -> str:
-    """16.0 -> '16' (SQLite NULLs turn integer columns into floats), 0.001 -> '0.001'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def axis_value(axis: str, value: Any) -> str | None:
-    """A config value as it reads in a label; None where it says nothing (a default, a NULL)."""
-    if missing(value):
-        return None
-    text = plain(value)
-    short = {
-        "latent_dim": f"L{text}",
-        "hidden": f"hidden={text}",
-        "output": f"out={text}",
-        "batchnorm": "bn" if text == "1" else "no-bn",
-        "dropout": f"drop={text}",
-        "pretrain": "greedy" if text == "greedy" else "no-pretrain",
-        "pretrain_epochs": f"pretrain×{text}",
-        "train_size": f"n={text}",
-        "loss": f"{text}-loss",
-        "lr": f"lr={text}",
-        "batch_size": f"bs={text}",
-        "epochs": f"{text}ep",
-        "weight_decay": f"wd={text}",
-        "grad_clip": f"clip={text}",
-        "lr_schedule": f"{text}-lr",
-    }
-    return short.get(axis, text)
 
 
 def varying_axes(df: pd.DataFrame, axes: Iterable[str] = AXES) -> list[str]:
@@ -99,13 +50,6 @@ def varying_axes(df: pd.DataFrame, axes: Iterable[str] = AXES) -> list[str]:
         if axis == "arch" or len(values) > 1 or (within > 1).any():
             found.append(axis)
     return found
-
-
-def label(row: pd.Series | dict[str, Any], axes: Sequence[str], drop: Iterable[str] = ()) -> str:
-    """'conv shallow L16' from the axes that vary, less those in `drop`."""
-    skip = set(drop)
-    parts = [axis_value(a, row[a]) for a in axes if a not in skip]
-    return " ".join(p for p in parts if p) or "all runs"
 
 
 def si(value: float) -> str:
@@ -132,18 +76,15 @@ def pareto_front(df: pd.DataFrame, x: str, y: str = "test_mse") -> pd.DataFrame:
 
 
 def _cell(metric: str, mean: Any, std: Any) -> str:
-    if missing(mean):
-        return "-"
-    fmt = TABLE_METRICS[metric][1]
-    scale = 1e-6 if metric == "flops_per_sample" else 1.0
-    text = fmt.format(mean * scale)
-    if metric not in _EXACT and not missing(std):
-        text += " ± " + fmt.format(std * scale)
+    column = COLUMNS[metric]
+    text = column.format(mean)
+    if text != "-" and not column.exact and not missing(std):
+        text += " ± " + column.format(std)
     return text
 
 
 def _best_rows(configs: pd.DataFrame, metric: str) -> set[int]:
-    better = TABLE_METRICS[metric][2]
+    better = COLUMNS[metric].better
     values = pd.to_numeric(configs[metric], errors="coerce")
     if better is None or values.isna().all() or values.nunique() < 2:
         return set()
@@ -155,7 +96,7 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
     """The per-config table as display strings, a same-shaped mask of the best cells, and best per question."""
     axes = configs.attrs.get("axes") or varying_axes(configs)
     shown = {a: a.replace("_", " ") for a in axes}
-    table = pd.DataFrame({h: [axis_value(a, v) or "-" for v in configs[a]] for a, h in shown.items()})
+    table = pd.DataFrame({h: [axis_label(a, v) or "-" for v in configs[a]] for a, h in shown.items()})
     table["seeds"] = configs["seeds"].astype(str)
     best = pd.DataFrame(False, index=table.index, columns=table.columns)
     metrics = [m for m in TABLE_METRICS if m in configs.columns and configs[m].notna().any()]
@@ -163,7 +104,7 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
     # process: shown for what it is, but no config "wins" it.
     gpu_memory = "device" in configs.columns and set(configs["device"]) == {"cuda"}
     for metric in metrics:
-        header = TABLE_METRICS[metric][0]
+        header = COLUMNS[metric].header
         if metric == "peak_mem_mb" and not gpu_memory:
             header = "peak RSS (MB)"
         table[header] = [_cell(metric, m, s) for m, s in zip(configs[metric], configs[f"{metric}_std"], strict=True)]
@@ -177,7 +118,7 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
     for question, metric in QUESTIONS:
         winners = sorted(_best_rows(configs, metric))
         if metric in metrics and winners:
-            header = TABLE_METRICS[metric][0]
+            header = COLUMNS[metric].header
             names = ", ".join(str(configs.loc[i, "label"]) for i in winners)
             value = f"{table.loc[winners[0], header]} {header}"
             rows.append({"question": question, "best config": names, "value": value})
@@ -210,7 +151,7 @@ def findings(configs: pd.DataFrame) -> list[str]:
     with_latent = df.dropna(subset=["latent_dim"])
     if with_latent["latent_dim"].nunique() > 1:
         for name, part in with_latent.groupby(
-            [label(r, axes, drop=("latent_dim",)) for _, r in with_latent.iterrows()], sort=False
+            [config_label(r, axes, drop=("latent_dim",)) for _, r in with_latent.iterrows()], sort=False
         ):
             if part["latent_dim"].nunique() < 2:
                 continue
@@ -220,7 +161,7 @@ def findings(configs: pd.DataFrame) -> list[str]:
     with_depth = df.dropna(subset=["depth", "latent_dim"])
     if with_depth["depth"].nunique() > 1:
         groups = [
-            f"{label(r, axes, drop=('depth', 'latent_dim'))} at L{int(r['latent_dim'])}"
+            f"{config_label(r, axes, drop=('depth', 'latent_dim'))} at L{int(r['latent_dim'])}"
             for _, r in with_depth.iterrows()
         ]
         for name, part in with_depth.groupby(groups, sort=False):
@@ -232,7 +173,7 @@ def findings(configs: pd.DataFrame) -> list[str]:
     with_ds = df.dropna(subset=["downsample"])
     if set(with_ds["downsample"]) >= {"pool", "stride"}:
         for name, part in with_ds.groupby(
-            [label(r, axes, drop=("downsample",)) for _, r in with_ds.iterrows()], sort=False
+            [config_label(r, axes, drop=("downsample",)) for _, r in with_ds.iterrows()], sort=False
         ):
             if part["downsample"].nunique() < 2:
                 continue

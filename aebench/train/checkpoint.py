@@ -82,5 +82,4 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Ru
     config = RunConfig.from_dict(payload["run_config"])
     model = create_model(config.model.arch, tuple(payload["input_shape"]), **config.model.builder_options())
     model.load_state_dict(payload["state_dict"])
-    assert isinstance(model, Autoencoder)
     return config, model.eval()

@@ -22,6 +22,7 @@ from aebench.config import RunConfig
 from aebench.errors import BadInput, Diverged
 from aebench.models.base import Autoencoder
 from aebench.models.registry import create_model
+from aebench.train.accel.device_tuning import tuned
 from aebench.train.device import device_name, git_commit, resolve_device
 from aebench.train.loop import EpochRecord, Progress, train_epochs
 from aebench.train.pretrain import greedy_pretrain, pretrain_steps
@@ -52,7 +53,6 @@ def build(config: RunConfig, ds: datamod.Dataset, dev: torch.device) -> Autoenco
     spec = config.model
     torch.manual_seed(config.seed)
     model = create_model(spec.arch, ds.input_shape, **spec.builder_options()).to(dev)
-    assert isinstance(model, Autoencoder)
     return model
 
 
@@ -68,28 +68,31 @@ def measure(
     stack_size: int = 1,
 ) -> dict[str, Any]:
     """Everything a run records after training: quality, size, cost, speed, provenance."""
-    from aebench.train import metrics  # sklearn/torchmetrics load only when a run needs them
+    from aebench.train import metrics  # deferred for start-up time: torchmetrics and scipy load when a run is measured
 
     dev = x_train.device
-    return {
-        **metrics.reconstruction(model, x_test),
-        **metrics.sizes(model),
-        "flops_per_sample": metrics.flops_per_sample(model),
-        **metrics.throughput([r.seconds for r in records], len(x_train)),
-        **metrics.inference_throughput(model, x_test, config.batch_size, config.precision),
-        "probe_acc": metrics.probe_accuracy(model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels),
-        "peak_mem_mb": metrics.peak_memory_mb(dev),
-        "stack_size": stack_size,
-        "cuda_graph": any(r.cuda_graph for r in records),
-        "device": dev.type,
-        "device_name": device_name(dev),
-        "torch_version": torch.__version__,
-        "git_commit": git_commit(),
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "started_at": started.isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - wall_start,
-    }
+    with tuned(model, dev):  # measured with the kernel choices it trained with
+        return {
+            **metrics.reconstruction(model, x_test),
+            **metrics.sizes(model),
+            "flops_per_sample": metrics.flops_per_sample(model),
+            **metrics.throughput([r.seconds for r in records], len(x_train)),
+            **metrics.inference_throughput(model, x_test, config.batch_size, config.precision),
+            "probe_acc": metrics.probe_accuracy(
+                model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels
+            ),
+            "peak_mem_mb": metrics.peak_memory_mb(dev),
+            "stack_size": stack_size,
+            "cuda_graph": any(r.cuda_graph for r in records),
+            "device": dev.type,
+            "device_name": device_name(dev),
+            "torch_version": torch.__version__,
+            "git_commit": git_commit(),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "wall_seconds": time.perf_counter() - wall_start,
+        }
 
 
 def run_one(

@@ -20,7 +20,7 @@ from torch import nn
 from aebench.errors import Diverged
 from aebench.train.accel import mlp_step, onednn
 from aebench.train.accel.cuda_graph import StepRunner
-from aebench.train.accel.device_tuning import tune_for
+from aebench.train.accel.device_tuning import tuned
 from aebench.train.device import synchronize
 
 # progress(completed_steps, total_steps, message)
@@ -128,22 +128,22 @@ def training_step(
     """The engine's training step for `model` on batches of `x_train`, for as long as the block runs.
 
     On CUDA the step is replayed from a CUDA graph unless `cuda_graph` is False
-    (`aebench.cuda_graph`); the results are the same either way. On a CPU the model gets
-    that device's kernel choices first (`aebench.device_tuning`), and a plain MLP takes
-    the step with its chain rule written out (`aebench.mlp_step`) unless `written_step`
+    (`aebench.train.accel.cuda_graph`); the results are the same either way. On a CPU the model gets
+    that device's kernel choices while it trains (`aebench.train.accel.device_tuning`), and a plain MLP takes
+    the step with its chain rule written out (`aebench.train.accel.mlp_step`) unless `written_step`
     is False: the same ops without autograd's tape, so the same results to rounding. On the
-    autograd step, a CPU fp32 run gets its large Linear products from oneDNN (`aebench.onednn`).
+    autograd step, a CPU fp32 run gets its large Linear products from oneDNN (`aebench.train.accel.onednn`).
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
     and takes the loss in fp32, so the loss is comparable with an fp32 run's.
     """
     device = x_train.device
-    tune_for(model, device)
     autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
     running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
-    layers = mlp_step.written_layers(model, x_train, loss) if written_step else None
     with ExitStack() as scope:
+        scope.enter_context(tuned(model, device))  # undone when the step ends: the caller's model is given back
+        layers = mlp_step.written_layers(model, x_train, loss) if written_step else None
         step: Callable[[torch.Tensor], None]
         if layers is not None:
             flat = scope.enter_context(mlp_step.flat_parameters(model))

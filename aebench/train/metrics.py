@@ -20,16 +20,13 @@ from scipy.linalg import LinAlgWarning
 from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from aebench.data import to_unit
 from aebench.models.base import Autoencoder, count_params
+from aebench.train.device import synchronize
+from aebench.train.loop import EVAL_BATCH
 
-EVAL_BATCH = 1024
 PROBE_TRAIN = 10_000  # train codes the probe is fit on: enough for a stable accuracy, fast on a laptop
 INFER_REPEATS = 5
-
-
-def _unit(x: torch.Tensor, output: str) -> torch.Tensor:
-    """Map data or reconstructions from the model's range back to [0, 1]."""
-    return (x + 1.0) / 2.0 if output == "tanh" else x
 
 
 @torch.no_grad()
@@ -40,8 +37,8 @@ def reconstruction(model: Autoencoder, x_test: torch.Tensor) -> dict[str, float]
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(x_test.device)  # mean over images
     sums = dict.fromkeys(("mse", "bce", "l1"), torch.zeros((), device=x_test.device))
     for chunk in x_test.split(EVAL_BATCH):
-        target = _unit(chunk, model.output)
-        recon = _unit(model(chunk), model.output)
+        target = to_unit(chunk, model.output)
+        recon = to_unit(model(chunk), model.output)
         sums["mse"] = sums["mse"] + F.mse_loss(recon, target, reduction="sum")
         sums["l1"] = sums["l1"] + F.l1_loss(recon, target, reduction="sum")
         clamped = recon.clamp(1e-7, 1 - 1e-7)  # BCE and SSIM need [0, 1]; a linear output can leave it
@@ -62,7 +59,7 @@ def reconstruction(model: Autoencoder, x_test: torch.Tensor) -> dict[str, float]
 def pixel_mse(model: Autoencoder, x_test: torch.Tensor) -> float:
     """Per-pixel MSE on the [0, 1] scale, without the cost of the other measures."""
     model.eval()
-    total = sum(float(F.mse_loss(_unit(model(c), model.output), _unit(c, model.output), reduction="sum"))
+    total = sum(float(F.mse_loss(to_unit(model(c), model.output), to_unit(c, model.output), reduction="sum"))
                 for c in x_test.split(EVAL_BATCH))  # fmt: skip
     return total / x_test.numel()
 
@@ -107,8 +104,6 @@ def inference_throughput(
     model: Autoencoder, x: torch.Tensor, batch_size: int, precision: str = "fp32"
 ) -> dict[str, float]:
     """Samples/s of full test-set passes at the training batch size: median, min, max after a warm-up pass."""
-    from aebench.train.device import synchronize
-
     model.eval()
     rates = []
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):

@@ -133,7 +133,8 @@ def train_stacked(
     skeleton = copy.deepcopy(models[0]).to("meta")
 
     def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(skeleton, (p, b), (x,))
+        out: torch.Tensor = functional_call(skeleton, (p, b), (x,))
+        return out
 
     batched = torch.vmap(one)
     opt: torch.optim.Optimizer | StackedAdam

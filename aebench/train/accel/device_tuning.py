@@ -15,6 +15,9 @@ own layouts, and the fused dropout kernel is fast and graph-safe.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -33,18 +36,37 @@ class MaskDropout(nn.Dropout):
         return x.mul_(mask) if self.inplace else x * mask
 
 
-def has_conv(model: nn.Module) -> bool:
+def has_any_conv(model: nn.Module) -> bool:
+    """Whether any conv or transposed conv (encoder or decoder) would run faster on channels_last."""
     return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
 
 
-def tune_for(model: nn.Module, device: torch.device) -> nn.Module:
-    """Apply the device's kernel choices to `model` in place; returns it. Idempotent."""
+@contextmanager
+def tuned(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """`model` with the device's kernel choices for the duration of the block, then as it was.
+
+    The caller's model is changed in place (the optimizer keeps its parameters) and given back
+    unchanged in layout and modules afterwards, so tuning for training leaves nothing behind.
+    """
     if device.type != "cpu":
-        return model
-    if has_conv(model):
+        yield model
+        return
+    convs = has_any_conv(model)
+    if convs:
         model.to(memory_format=torch.channels_last)
-    for parent in model.modules():
-        for name, child in parent.named_children():
+    swapped: list[tuple[nn.Module, str, nn.Dropout]] = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
-                setattr(parent, name, MaskDropout(child.p, child.inplace))
-    return model
+                tuned_child = MaskDropout(child.p, child.inplace)
+                tuned_child.train(child.training)
+                setattr(parent, name, tuned_child)
+                swapped.append((parent, name, child))
+    try:
+        yield model
+    finally:
+        for parent, name, child in swapped:
+            child.train(getattr(parent, name).training)
+            setattr(parent, name, child)
+        if convs:
+            model.to(memory_format=torch.contiguous_format)

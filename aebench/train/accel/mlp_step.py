@@ -163,7 +163,8 @@ class FlatAdam(torch.optim.Adam):
         (p,) = group["params"]
         state = self.state.get(p)
         if closure is not None or not state or p.grad is None or group["amsgrad"] or group["maximize"]:
-            return super().step(closure)
+            loss: float | None = super().step(closure)
+            return loss
         beta1, beta2 = group["betas"]
         state["step"].add_(1)
         torch._fused_adam_(

@@ -43,7 +43,8 @@ def available(dtype: torch.dtype) -> bool:
 
 def linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none") -> torch.Tensor:
     """`act(h @ weight.T + bias)` in one oneDNN call; `act` is "none" or "relu"."""
-    return torch.ops.mkldnn._linear_pointwise(h, weight, bias, act, [], "")
+    out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(h, weight, bias, act, [], "")
+    return out
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ class _LinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # the oneDNN op has no derivative of its own
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -108,7 +109,7 @@ class Linear(nn.Linear):
             or not worth_it(rows, self.in_features, self.out_features, x.dtype)
         ):
             return F.linear(x, self.weight, self.bias)
-        out = _LinearFunction.apply(x.reshape(rows, self.in_features), self.weight, self.bias)
+        out: torch.Tensor = _LinearFunction.apply(x.reshape(rows, self.in_features), self.weight, self.bias)
         return out.reshape(*x.shape[:-1], self.out_features)
 
 

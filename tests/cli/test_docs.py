@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 
 from aebench.cli.app import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 
@@ -41,3 +43,23 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert len(commands) >= 2
     assert "aebench compare --depths shallow,medium,deep" in commands[0]
     assert commands[1].endswith("python -m pytest") and commands[1] in ci
+
+
+def test_help_starts_without_torch_and_both_entry_points_work() -> None:
+    """`aebench --help` imports no torch or pandas (it starts at once); the script and `python -m` agree."""
+    code = (
+        "import sys\n"
+        "from aebench.cli.app import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    script = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    module = subprocess.run(
+        [sys.executable, "-m", "aebench", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "Usage: python -m aebench" in module.stdout and "compare" in module.stdout
+    assert module.stdout.splitlines()[2:] == script.stdout.splitlines()[2:]  # all but the program's name

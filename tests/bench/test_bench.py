@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from aebench import data
 from aebench.bench.floor import Gemm, _fastest_product, step_gemms, time_floor
-from aebench.bench.run import BenchSpec, drifted_floors, run_bench
+from aebench.bench.run import EFFICIENCY_NOTE, BenchSpec, drifted_floors, run_bench
 from aebench.cli.app import app
+from aebench.cli.render import bench_table
+from aebench.errors import BadInput
 from aebench.models.registry import create_model
 from aebench.train.accel import onednn
 
@@ -93,6 +96,7 @@ def test_bench_rows_and_ratios(fashion_mnist: object) -> None:
     seed = rows["seed-loop"]
     for r in rows.values():
         assert 0 < r["epoch_s_min"] <= r["epoch_s"] <= r["epoch_s_max"]  # the spread of every row, floors included
+        assert r["range"] == pytest.approx((r["epoch_s_max"] - r["epoch_s_min"]) / r["epoch_s"])
         assert r["speedup_vs_seed_loop"] == pytest.approx(seed["epoch_s"] * r["stack"] / r["epoch_s"])
     stack = rows["engine-fp32-stack3"]  # counted per model-epoch: the stack's epoch is 3 models' epochs
     assert stack["samples_per_s"] == pytest.approx(3 * 512 / stack["epoch_s"])
@@ -127,7 +131,37 @@ def test_bench_cli_saves_json_and_refuses_bad_models(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     saved = Path(json.loads(res.stdout)["saved"])
     assert saved.parent == tmp_path / "r" / "benchmarks"
-    assert len(json.loads(saved.read_text())["rows"]) == 5
+    result = json.loads(saved.read_text())
+    assert len(result["rows"]) == 5
+    for r in result["rows"]:  # each row carries its own noise measure, in the saved JSON too
+        assert r["range"] == pytest.approx((r["epoch_s_max"] - r["epoch_s_min"]) / r["epoch_s"])
+    console = Console(record=True, width=400)
+    console.print(bench_table(result, EFFICIENCY_NOTE))
+    text = console.export_text()
+    seed_loop = next(line for line in text.splitlines() if "seed-loop" in line)
+    assert f"{result['rows'][0]['range']:.0%}" in seed_loop  # the table shows the rows' range, not its own
+    assert "efficiency = floor / achieved" in text and "a measure of the noise" in text
+
+
+BAD_SPECS = [
+    ({"epochs": 0}, ["--epochs", "0"], "--epochs: 0 is not allowed; it must be >= 1"),
+    ({"batch_size": 0}, ["--batch-size", "0"], "--batch-size: 0 is not allowed; it must be >= 1"),
+    ({"stack": -1}, ["--stack", "-1"], "--stack: -1 is not allowed; it must be >= 0"),
+    ({"train_size": 0}, ["--train-size", "0"], "--train-size: 0 is not allowed; it must be >= 1"),
+    ({"dataset": "cifar10"}, ["--dataset", "cifar10"], "--dataset: unknown value 'cifar10'; choose from: mnist"),
+]
+
+
+@pytest.mark.parametrize(("given", "args", "message"), BAD_SPECS, ids=[" ".join(a) for _, a, _ in BAD_SPECS])
+def test_bench_spec_checks_itself_and_the_cli_says_so_in_one_line(
+    tmp_path: Path, given: dict[str, object], args: list[str], message: str
+) -> None:
+    with pytest.raises(BadInput) as caught:
+        BenchSpec(**given)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message)
+    res = CliRunner().invoke(app, ["bench", *args, "--results", str(tmp_path / "r")])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines() == [f"aebench: error: {caught.value}"]
+    assert not (tmp_path / "r").exists()
 
 
 def test_bench_reads_the_data_dir(tmp_path: Path, fashion_mnist: data.Dataset) -> None:

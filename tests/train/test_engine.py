@@ -42,7 +42,8 @@ def test_seeded_runs_repeat_exactly(fashion_mnist: data.Dataset) -> None:
 def test_tanh_output_metrics_are_on_the_pixel_scale(fashion_mnist: data.Dataset) -> None:
     cfg = RunConfig(model=model_spec("fc", depth="shallow", output="tanh"), epochs=1, train_size=3000)
     m = run_one(cfg, device="cpu", dataset=fashion_mnist).metrics
-    assert 0 < m["test_mse"] < 0.2  # [0, 1] scale, comparable with sigmoid runs
+    # [0, 1] scale, comparable with sigmoid runs: untrained 0.171, one epoch 0.051-0.056 (seeds 0-2)
+    assert 0 < m["test_mse"] < 0.08
 
 
 def test_greedy_pretraining_trains_each_layer_pair(fashion_mnist: data.Dataset) -> None:
@@ -60,7 +61,8 @@ def test_pretrained_run_records_pretraining(fashion_mnist: data.Dataset) -> None
     )
     plain = RunConfig(model=model_spec("fc", depth="shallow"), epochs=1, train_size=2000)
     assert cfg.run_id != plain.run_id
-    assert run_one(cfg, device="cpu", dataset=fashion_mnist).metrics["test_mse"] < 0.2
+    # untrained 0.170, pretrained and one epoch 0.076-0.084 (seeds 0-2)
+    assert run_one(cfg, device="cpu", dataset=fashion_mnist).metrics["test_mse"] < 0.11
 
 
 def test_non_finite_loss_raises_diverged_with_its_epoch() -> None:

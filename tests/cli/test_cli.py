@@ -55,6 +55,13 @@ def test_train_prints_a_summary_and_json(tmp_results: Path) -> None:
     assert len(record["epochs"]) == 1 and record["epochs"][0]["train_loss"] > 0
 
 
+def test_a_diverged_run_exits_1_without_an_error_line(tmp_results: Path) -> None:
+    res = runner.invoke(app, ["train", "--depth", "shallow", "--output", "none", "--lr", "1e6", "--epochs", "2",
+                              "--train-size", "512", "--device", "cpu", "--results", str(tmp_results)])  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert "diverged" in res.stdout and "aebench: error" not in res.stderr
+
+
 def test_models_json_lists_the_zoo_with_counts() -> None:
     res = runner.invoke(app, ["models", "--json"])
     assert res.exit_code == 0
@@ -62,10 +69,27 @@ def test_models_json_lists_the_zoo_with_counts() -> None:
     assert params["seed-ae"] == 644_804 and params["seed-conv"] == 225 and params["fc"] == 1_083_696
 
 
+def test_models_table_gets_room_when_piped() -> None:
+    res = runner.invoke(app, ["models", "seed-*"])
+    assert res.exit_code == 0, res.output
+    assert "aebench models (sized for fashion-mnist)" in res.stdout and "644,804" in res.stdout
+    assert max(map(len, res.stdout.splitlines())) > 80  # not a terminal: 200 columns, not rich's 80
+
+
 def test_datasets_shows_where_fashion_mnist_is() -> None:
     res = runner.invoke(app, ["datasets", "--json"])
     found = {d["name"]: d["folder"] for d in json.loads(res.stdout)["datasets"]}
     assert found["fashion-mnist"] is not None
+
+
+def test_datasets_table_says_where_it_looked_and_how_to_get_the_rest(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["datasets", "--data-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[1]: line for line in res.stdout.splitlines() if line.startswith("│")}
+    assert "not found" in rows["kmnist"] and "fashion-mnist" in rows["fashion-mnist"].split("│")[2]
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith(f"looked in: {tmp_path}, ")
+    assert any(line.startswith("kmnist: get it with `aebench train --dataset kmnist`") for line in lines[1:])
 
 
 def test_dry_run_writes_nothing(tmp_results: Path) -> None:

@@ -10,18 +10,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from aebench import data
 from aebench.cli.app import app
+from aebench.columns import config_label as label
 from aebench.config import GridSpec, ModelSpec, RunConfig
 from aebench.errors import BadInput
 from aebench.grid.runner import run_grid
 from aebench.grid.store import DB_NAME, open_store
 from aebench.report import build as report
+from aebench.report import pictures
 from aebench.report.plots import Skipped, plot_mse_by_depth, plot_stride_vs_pool
-from aebench.report.tables import label, pareto_front, varying_axes
+from aebench.report.tables import pareto_front, varying_axes
+from aebench.train.display import to_images
 
 runner = CliRunner()
 # fc and conv at latent 2 and 16: every picture has something to show (2-d latents, conv feature maps)
@@ -112,18 +116,8 @@ def test_best_config_is_marked(full: tuple[Path, str]) -> None:
 def test_where_filters_runs_and_refuses_unknown_columns(results: Path, tmp_path: Path) -> None:
     res = runner.invoke(
         app,
-        [
-            "report",
-            "--results",
-            str(results),
-            "--out",
-            str(tmp_path / "r"),
-            "--where",
-            "latent_dim=16",
-            "--only",
-            "throughput",
-            "--json",
-        ],
+        ["report", "--results", str(results), "--out", str(tmp_path / "r"),
+         "--where", "latent_dim=16", "--only", "throughput", "--json"],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -132,17 +126,8 @@ def test_where_filters_runs_and_refuses_unknown_columns(results: Path, tmp_path:
 
     either = runner.invoke(
         app,
-        [
-            "report",
-            "--results",
-            str(results),
-            "--out",
-            str(tmp_path / "e"),
-            "--where",
-            "arch=fc|conv,latent_dim=2",
-            "--only",
-            "throughput",
-        ],
+        ["report", "--results", str(results), "--out", str(tmp_path / "e"),
+         "--where", "arch=fc|conv,latent_dim=2", "--only", "throughput"],  # fmt: skip
     )
     assert either.exit_code == 0, either.output
     assert len(pd.read_csv(tmp_path / "e" / "runs.csv")) == 2
@@ -165,17 +150,8 @@ def test_where_values_are_parameters_not_sql(results: Path, tmp_path: Path) -> N
 def test_only_and_format_restrict_what_is_written(results: Path, tmp_path: Path) -> None:
     res = runner.invoke(
         app,
-        [
-            "report",
-            "--results",
-            str(results),
-            "--out",
-            str(tmp_path),
-            "--only",
-            "reconstructions,pareto_params",
-            "--format",
-            "md",
-        ],
+        ["report", "--results", str(results), "--out", str(tmp_path),
+         "--only", "reconstructions,pareto_params", "--format", "md"],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -216,6 +192,35 @@ def test_pictures_are_skipped_with_a_reason_without_the_dataset(
     assert [d.name for d in rep.drawn] == ["throughput"]
     assert set(rep.skipped) == {"reconstructions", "feature_maps"}
     assert all("not on this machine" in reason for reason in rep.skipped.values())
+
+
+def test_pictures_draw_from_plain_arrays() -> None:
+    """Drawing needs no checkpoint and no model: made-up [0, 1] arrays in, a Figure and its caption out."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> np.ndarray:
+        return rng.random((n, 28, 28))
+
+    z = np.linspace(-1.0, 1.0, 3)
+    codes = ("fc L2", rng.random((10, 2)), np.arange(10) % 2, (0.0, 1.0, 0.0, 1.0))
+    drawn = [
+        pictures.reconstructions(pictures.Reconstructions(["a", "b"], images(2), [("fc L2", 0.01, images(2))])),
+        pictures.latent_space(pictures.LatentSpace(["a", "b"], [codes])),
+        pictures.latent_grid(pictures.LatentGrid([("fc L2", images(9), z, z[::-1])])),
+        pictures.interpolation(pictures.Interpolation(z, [("fc L2", "a", "b", images(2), images(3))], " (a note)")),
+        pictures.latent_arithmetic(pictures.Arithmetic([("fc L2", ("a", "b", "c"), images(3), images(4))])),
+        pictures.feature_maps(pictures.FeatureMaps([("conv L2", images(1)[0], rng.random((12, 14, 14)))])),
+    ]
+    assert all(fig.axes and caption.endswith(".") for fig, caption in drawn)
+    assert "all 10 test images" in drawn[1][1] and "a 3×3 grid" in drawn[2][1] and drawn[3][1].endswith(" (a note).")
+    rows = [t.get_text() for t in drawn[5][0].axes[0].get_yticklabels()]
+    assert rows == ["conv L2\n14×14 maps, ch 0-7", "14×14 maps, ch 8-11"]  # eight maps a row, the input first
+
+
+def test_model_outputs_are_shown_on_the_unit_scale() -> None:
+    x = torch.tensor([-1.0, 0.0, 1.0, 3.0]).reshape(1, 1, 2, 2)
+    assert to_images(x, "tanh").tolist() == [[[0.0, 0.5], [1.0, 1.0]]]
+    assert to_images(x, "sigmoid").tolist() == [[[0.0, 0.0], [1.0, 1.0]]]
 
 
 def test_empty_and_missing_stores_are_one_clear_line(tmp_path: Path) -> None:

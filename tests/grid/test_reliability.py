@@ -25,8 +25,7 @@ from aebench.grid import cells as cells_mod
 from aebench.grid import executors as executors_mod
 from aebench.grid import runner as runner_mod
 from aebench.grid.store import DB_NAME, SCHEMA_VERSION, Store, open_store
-
-from .conftest import MNIST_DIR
+from tests.conftest import MNIST_DIR
 
 cli = CliRunner()
 GRID = ["compare", "--depths", "shallow,medium,deep", "--epochs", "2", "--train-size", "3000", "--device", "cpu"]

@@ -1,0 +1,149 @@
+"""The library function behind each command that composes several layers: grid, store and integrations.
+
+A front end (the CLI, a notebook, a script) parses its input into typed arguments, calls one
+function here and shows what it returns; what a command does, in which order, lives here and not
+in the front end, so every front end does the same. Commands that need one layer only call that
+layer directly (`aebench.models.catalog.model_rows`, `aebench.data.locate`, `aebench.bench.run.bench`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from aebench.config import GridSpec, RunConfig
+from aebench.grid.cells import Outcome
+from aebench.grid.executors import GridEvents, check_executor
+from aebench.grid.runner import plan, run_grid
+from aebench.grid.store import open_store
+
+if TYPE_CHECKING:  # for the annotation only: importing the MLflow integration pulls in matplotlib
+    from aebench.integrations.mlflow import Exported
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One trained (or already stored) run: its outcome and its per-epoch rows from the store."""
+
+    outcome: Outcome
+    epochs: list[dict[str, Any]]  # one dict per epoch: the store's `epochs` columns but run_id
+
+
+def train(
+    config: RunConfig,
+    results: str | Path,
+    *,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    allow_download: bool = True,
+    events: GridEvents | None = None,
+) -> TrainResult:
+    """`aebench train`: run `config` as a one-cell grid (so a stored result is shown, not retrained) and read
+    back its epochs, which the outcome's row does not carry."""
+    [outcome] = run_grid(
+        [config], results, device=device, data_dir=data_dir, allow_download=allow_download, events=events
+    )
+    with open_store(results, create=False) as store:
+        epochs = store.epochs(config.run_id).drop(columns="run_id").to_dict("records")
+    return TrainResult(outcome, epochs)
+
+
+@dataclass(frozen=True)
+class MlflowRequest:
+    """Whether to log a grid to MLflow, and where: `uri` and `experiment` default as in `mlflow.export`."""
+
+    enabled: bool = False
+    uri: str | None = None
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """A finished grid: one outcome per cell, what the MLflow export did (None without one), what went wrong."""
+
+    outcomes: list[Outcome]
+    exported: Exported | None
+    failed: int
+    diverged: int
+
+    @property
+    def unfinished(self) -> int:
+        """Cells that failed or diverged: a grid with any is not a success."""
+        return self.failed + self.diverged
+
+
+def _cells(grid: GridSpec | Sequence[RunConfig]) -> list[RunConfig]:
+    return grid.expand() if isinstance(grid, GridSpec) else list(grid)
+
+
+def _check(executor: str, request: MlflowRequest) -> None:
+    """Refuse an unknown executor or a meaningless MLflow request before anything is read or trained."""
+    # deferred: the MLflow integration imports matplotlib, which `train` and plain imports of this module skip
+    from aebench.integrations import mlflow as mlflow_export
+
+    check_executor(executor)
+    mlflow_export.check_request(request.enabled, request.uri, request.experiment)
+
+
+def compare_plan(
+    grid: GridSpec | Sequence[RunConfig],
+    results: str | Path,
+    *,
+    executor: str = "local",
+    request: MlflowRequest | None = None,
+) -> pd.DataFrame:
+    """`aebench compare --dry-run`: check the request as `compare` would, then say what it would train.
+
+    Returns `aebench.grid.runner.plan`'s frame (run_id, the varying axes, status); nothing is written.
+    """
+    configs = _cells(grid)
+    _check(executor, request or MlflowRequest())
+    return plan(configs, results)
+
+
+def compare(
+    grid: GridSpec | Sequence[RunConfig],
+    results: str | Path,
+    *,
+    executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None,
+    request: MlflowRequest | None = None,
+    stack: bool | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    allow_download: bool = True,
+    events: GridEvents | None = None,
+    on_trained: Callable[[list[Outcome]], None] | None = None,
+) -> CompareResult:
+    """`aebench compare`: check the executor and the MLflow request, train every cell not yet done, log the
+    grid to MLflow when asked, and count the cells that failed or diverged.
+
+    `grid` is a `GridSpec` (expanded here) or the configs themselves. `on_trained` sees the outcomes as
+    soon as the grid is done, before the MLflow export, which is slow and can fail on its own: a front
+    end shows the grid's results either way. Ctrl-C raises `GridInterrupted` with what had finished.
+    """
+    request = request or MlflowRequest()
+    configs = _cells(grid)
+    _check(executor, request)
+    outcomes = run_grid(
+        configs, results, device=device, data_dir=data_dir, allow_download=allow_download, events=events,
+        executor=executor, executor_options=executor_options, stack=stack,
+    )  # fmt: skip
+    if on_trained is not None:
+        on_trained(outcomes)
+    exported = None
+    if request.enabled:
+        # deferred, as in `_check`: only an export needs the MLflow integration's picture code
+        from aebench.integrations import mlflow as mlflow_export
+
+        exported = mlflow_export.export(results, request.uri, request.experiment, [c.run_id for c in configs], data_dir)
+    return CompareResult(
+        outcomes,
+        exported,
+        failed=sum(o.status == "failed" for o in outcomes),
+        diverged=sum(o.status == "diverged" for o in outcomes),
+    )

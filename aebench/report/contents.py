@@ -1,0 +1,62 @@
+"""What a report covers and what it wrote: the records `build` fills in and `pages` renders.
+
+They live apart from both so that `pages` can read a `Report` without importing `build`,
+which imports `pages` to write them: the two modules would otherwise import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Selection:
+    """The runs a report covers: the `done` ones, their epochs, and what was left out."""
+
+    results: Path
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    left_out: pd.DataFrame
+    where: dict[str, tuple[str, ...]]
+
+
+@dataclass
+class Drawn:
+    """One figure the report wrote: its plot name, its caption and its files (PNG and SVG)."""
+
+    name: str
+    caption: str
+    files: list[Path]
+
+
+@dataclass
+class Report:
+    """What `build_report` wrote and why some plots are missing; `summary` is the table shown everywhere."""
+
+    out: Path
+    selection: Selection
+    configs: pd.DataFrame
+    summary: pd.DataFrame
+    best: pd.DataFrame
+    answers: pd.DataFrame
+    findings: list[str]
+    drawn: list[Drawn] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        left = self.selection.left_out
+        return {
+            "out": str(self.out),
+            "runs": len(self.selection.runs),
+            "configs": len(self.configs),
+            "left_out": {str(k): int(v) for k, v in left["status"].value_counts().items()},
+            "where": {k: list(v) for k, v in self.selection.where.items()},
+            "files": [str(p) for p in self.files],
+            "plots": [{"name": d.name, "caption": d.caption, "files": [str(p) for p in d.files]} for d in self.drawn],
+            "skipped": [{"plot": k, "reason": v} for k, v in self.skipped.items()],
+        }
