@@ -9,17 +9,19 @@ layer directly (`aebench.models.catalog.model_rows`, `aebench.data.locate`, `aeb
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from aebench.config import GridSpec, RunConfig
+from aebench.errors import BadInput
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import GridEvents, check_executor
-from aebench.grid.runner import plan, run_grid
+from aebench.grid.runner import done_elsewhere, plan, run_grid
 from aebench.grid.store import open_store
+from aebench.train.device import device_name, resolve_device
 
 if TYPE_CHECKING:  # for the annotation only: importing the MLflow integration pulls in matplotlib
     from aebench.integrations.mlflow import Exported
@@ -27,10 +29,14 @@ if TYPE_CHECKING:  # for the annotation only: importing the MLflow integration p
 
 @dataclass(frozen=True)
 class TrainResult:
-    """One trained (or already stored) run: its outcome and its per-epoch rows from the store."""
+    """One trained (or already stored) run: its outcome and its learning curve from the store.
+
+    `curve` is one dict per epoch (epoch, train_loss, test_loss, seconds, lr); `epochs`, everywhere in
+    aebench, is the config's count of epochs (`outcome.config.epochs`), never the curve.
+    """
 
     outcome: Outcome
-    epochs: list[dict[str, Any]]  # one dict per epoch: the store's `epochs` columns but run_id
+    curve: list[dict[str, Any]]
 
 
 def train(
@@ -43,13 +49,13 @@ def train(
     events: GridEvents | None = None,
 ) -> TrainResult:
     """`aebench train`: run `config` as a one-cell grid (so a stored result is shown, not retrained) and read
-    back its epochs, which the outcome's row does not carry."""
+    back its learning curve, which the outcome's row does not carry."""
     [outcome] = run_grid(
         [config], results, device=device, data_dir=data_dir, allow_download=allow_download, events=events
     )
     with open_store(results, create=False) as store:
-        epochs = store.epochs(config.run_id).drop(columns="run_id").to_dict("records")
-    return TrainResult(outcome, epochs)
+        curve = store.epochs(config.run_id).drop(columns="run_id").to_dict("records")
+    return TrainResult(outcome, curve)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class CompareResult:
     exported: Exported | None
     failed: int
     diverged: int
+    elsewhere: dict[str, str] = field(default_factory=dict)  # run_id -> device, for cells another device trained
+    here: str | None = None  # this machine's device name, where it is known (the local executor)
 
     @property
     def unfinished(self) -> int:
@@ -80,13 +88,16 @@ def _cells(grid: GridSpec | Sequence[RunConfig]) -> list[RunConfig]:
     return grid.expand() if isinstance(grid, GridSpec) else list(grid)
 
 
-def _check(executor: str, request: MlflowRequest) -> None:
-    """Refuse an unknown executor or a meaningless MLflow request before anything is read or trained."""
+def _check(executor: str, request: MlflowRequest, results: str | Path | None = None) -> None:
+    """Refuse an unknown executor, a meaningless MLflow request or an MLflow store that cannot be written
+    (given `results`: a run, not a dry run) before anything is read or trained."""
     # deferred: the MLflow integration imports matplotlib, which `train` and plain imports of this module skip
     from aebench.integrations import mlflow as mlflow_export
 
     check_executor(executor)
     mlflow_export.check_request(request.enabled, request.uri, request.experiment)
+    if request.enabled and results is not None:
+        mlflow_export.check_target(results, request.uri)
 
 
 def compare_plan(
@@ -118,6 +129,7 @@ def compare(
     allow_download: bool = True,
     events: GridEvents | None = None,
     on_trained: Callable[[list[Outcome]], None] | None = None,
+    here: bool = False,
 ) -> CompareResult:
     """`aebench compare`: check the executor and the MLflow request, train every cell not yet done, log the
     grid to MLflow when asked, and count the cells that failed or diverged.
@@ -128,7 +140,15 @@ def compare(
     """
     request = request or MlflowRequest()
     configs = _cells(grid)
-    _check(executor, request)
+    _check(executor, request, results)
+    # Cells another device trained are skipped (the same experiment) and counted (their speed is not this
+    # machine's); `here` trains them here too, stored beside, under this machine's name.
+    machine = device_name(resolve_device(device)) if executor == "local" else None
+    elsewhere = done_elsewhere(Path(results), configs, machine) if machine else {}
+    if here:
+        if machine is None:
+            raise BadInput("--here needs --executor local: Ray's workers name their own devices")
+        configs = [replace(c, machine=machine) if c.run_id in elsewhere else c for c in configs]
     outcomes = run_grid(
         configs, results, device=device, data_dir=data_dir, allow_download=allow_download, events=events,
         executor=executor, executor_options=executor_options, stack=stack,
@@ -146,4 +166,6 @@ def compare(
         exported,
         failed=sum(o.status == "failed" for o in outcomes),
         diverged=sum(o.status == "diverged" for o in outcomes),
+        elsewhere={} if here else elsewhere,
+        here=machine,
     )

@@ -84,6 +84,8 @@ weight_decay            | REAL    | weight decay       |         |        |     
 grad_clip               | REAL    | grad clip          |         |        |          | label=clip={}
 lr_schedule             | TEXT    | lr schedule        |         |        |          | label={}-lr
 precision               | TEXT    | precision          |         |        |          |
+step                    | TEXT    | step               |         |        |          | label={}-step
+machine                 | TEXT    | machine            |         |        |          | label=@{}
 -- metric
 test_mse                | REAL    | test MSE           | {:.5f}  | min    | MSE      |
 test_bce                | REAL    | test BCE           | {:.5f}  | min    |          |
@@ -102,11 +104,17 @@ train_samples_per_s_min | REAL    | train img/s min    | {:,.0f} |        |     
 train_samples_per_s_max | REAL    | train img/s max    | {:,.0f} |        |          |
 epoch_seconds           | REAL    | epoch (s)          | {:.2f}  | min    |          |
 timed_epochs            | INTEGER | timed epochs       | {:.0f}  |        |          |
+timed_steps             | INTEGER | timed steps        | {:.0f}  |        |          |
+engine_step             | TEXT    | engine step        |         |        |          |
+onednn                  | INTEGER | oneDNN             | {:.0f}  |        |          |
+flush_denormal          | INTEGER | denormals flushed  | {:.0f}  |        |          |
 infer_samples_per_s     | REAL    | infer img/s        | {:,.0f} | max    |          |
 infer_samples_per_s_min | REAL    | infer img/s min    | {:,.0f} |        |          |
 infer_samples_per_s_max | REAL    | infer img/s max    | {:,.0f} |        |          |
 peak_mem_mb             | REAL    | peak mem (MB)      | {:,.0f} | min    |          |
 stack_size              | INTEGER | stack size         | {:.0f}  |        |          |
+stack_samples_per_s     | REAL    | stack img/s        | {:,.0f} |        |          |
+stack_epoch_seconds     | REAL    | stack epoch (s)    | {:.2f}  |        |          |
 cuda_graph              | INTEGER | CUDA graph         | {:.0f}  |        |          |
 -- provenance
 device                  | TEXT    | device             |         |        |          |

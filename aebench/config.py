@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from aebench.columns import config_label
-from aebench.data import DATASETS
+from aebench.data import check_name
 from aebench.errors import BadInput
 from aebench.models.families import CONV_DEPTHS, FC_DEPTHS
 from aebench.models.registry import get_entry, list_models
@@ -33,6 +33,7 @@ LOSSES = ("mse", "bce", "l1")
 LR_SCHEDULES = ("none", "cosine", "step")
 PRETRAINS = ("none", "greedy")
 PRECISIONS = ("fp32", "bf16")
+STEPS = ("auto", "autograd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # model option -> (allowed choices, CLI flag); None for numeric options checked below
@@ -132,7 +133,7 @@ def model_spec(arch: str, **given: Any) -> ModelSpec:
 
 # Fields added after the first release, with the value every earlier run had: left out of
 # the hash at that value, so adding a field does not change the id of any run already stored.
-_ADDED_LATER: dict[str, Any] = {"precision": "fp32"}
+_ADDED_LATER: dict[str, Any] = {"precision": "fp32", "step": "auto", "machine": None}
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,15 @@ class RunConfig:
     grad_clip: float | None = None
     lr_schedule: str = "none"
     precision: str = "fp32"
+    step: str = "auto"  # auto: the written MLP step where it applies (CPU), else autograd; autograd: always
+    # None: the experiment is the same on every machine. A device's name: this run is that machine's own
+    # measurement, stored beside one made elsewhere (`compare --here`), so that both machines' speeds are kept.
+    machine: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("--precision", self.precision, PRECISIONS)
-        check_choice("--dataset", self.dataset, DATASETS)
+        check_choice("--step", self.step, STEPS)
+        check_name(self.dataset)  # a published dataset, or idx:FOLDER
         check_choice("--loss", self.loss, LOSSES)
         check_choice("--lr-schedule", self.lr_schedule, LR_SCHEDULES)
         check_number("--lr", self.lr, low=0.0, low_open=True)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aebench.errors import BadInput, DataCorrupt, DataNotFound
+from aebench import checksums
+from aebench.errors import BadInput, DataCorrupt, DataMismatch, DataNotFound
 
 # name -> torchvision class (whose `raw/` folder holds the same IDX files)
 DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -64,10 +65,34 @@ class Dataset:
         return int(self.train.labels.max()) + 1
 
 
+IDX_PREFIX = "idx:"  # --dataset idx:FOLDER: a user's own IDX files, under a name of their own
+
+
 def check_name(name: str) -> str:
+    """A published dataset's name, or `idx:FOLDER` naming a folder that holds the four IDX files."""
+    if name.startswith(IDX_PREFIX):
+        folder = Path(name[len(IDX_PREFIX) :])
+        missing = [stem for stems in SPLIT_FILES.values() for stem in stems if _file(folder, stem) is None]
+        if missing:
+            raise BadInput(
+                f"--dataset {name}: {folder} has no {missing[0]}(.gz); an idx: folder holds the four IDX files"
+            )
+        return name
     if name not in DATASETS:
-        raise BadInput(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+        choices = ", ".join(DATASETS)
+        raise BadInput(f"unknown dataset {name!r}; choose from: {choices}, or idx:FOLDER for your own IDX files")
     return name
+
+
+def image_shape(name: str) -> tuple[int, int, int]:
+    """(C, H, W) of one image, without reading the data: as published, or from an idx: folder's header."""
+    if check_name(name) in PUBLISHED_SHAPES:
+        return PUBLISHED_SHAPES[name]
+    path = _file(Path(name[len(IDX_PREFIX) :]), SPLIT_FILES["train"][0])
+    assert path is not None  # check_name made sure
+    with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as fh:
+        header = fh.read(16)
+    return (1, int.from_bytes(header[8:12], "big"), int.from_bytes(header[12:16], "big"))
 
 
 def cache_root() -> Path:
@@ -97,15 +122,19 @@ def _file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def find(name: str, data_dir: str | Path | None = None, splits: tuple[str, ...] = ("train", "test")) -> Path | None:
-    """The first folder that holds every IDX file of `splits`, or None."""
-    check_name(name)
+def _folders(name: str, data_dir: str | Path | None, splits: tuple[str, ...] = ("train", "test")) -> Iterator[Path]:
+    """Every folder, in search order, that holds the IDX files of `splits` by name (what they hold is read later)."""
     stems = [stem for split in splits for stem in SPLIT_FILES[split]]
     for root in search_roots(data_dir):
         for folder in _candidates(root, name):
             if all(_file(folder, stem) for stem in stems):
-                return folder
-    return None
+                yield folder
+
+
+def find(name: str, data_dir: str | Path | None = None, splits: tuple[str, ...] = ("train", "test")) -> Path | None:
+    """The first folder that holds every IDX file of `splits` by name, or None (`load` checks what they hold)."""
+    check_name(name)
+    return next(_folders(name, data_dir, splits), None)
 
 
 @dataclass(frozen=True)
@@ -143,12 +172,38 @@ def locate(data_dir: str | Path | None = None) -> Places:
     return Places(search_roots(data_dir), places)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped), checking its header against its size."""
+def _verified(path: Path, data: bytes, raw: bytes, expected: str | None, stamps: checksums.Stamps | None) -> None:
+    """Refuse a file that is a different published file than `expected` ('dataset/stem'), or not the published one.
+
+    A file whose content no published file has is refused only where the expected file is known by its content
+    (`checksums.recognisable`); MNIST's training split and KMNIST are checked by their published .gz alone.
+    """
+    if expected is None:
+        return
+    verdict = stamps.get(path) if stamps else None
+    if verdict is None:
+        verdict = checksums.lookup(data) or (checksums.lookup(raw) if raw is not data else None) or ""
+        if stamps:
+            stamps.put(path, verdict)
+    name, stem = expected.split("/")
+    if verdict == expected or (not verdict and not checksums.recognisable(name, stem)):
+        return
+    if verdict:
+        raise DataMismatch(name, path.parent, verdict.split("/")[0])
+    raise DataCorrupt(
+        f"{path}: not the published {name} file {stem} (its checksum differs); get it again: {how_to_get(name)}"
+    )
+
+
+def read_idx(path: Path, expected: str | None = None, stamps: checksums.Stamps | None = None) -> np.ndarray:
+    """Read one IDX file (optionally gzipped), checking its header against its size, and, when `expected`
+    ('dataset/stem') is given, that it is that published file (`_verified`)."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        data = path.read_bytes()
+        raw = gzip.decompress(data) if path.suffix == ".gz" else data
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataCorrupt(f"{path}: cannot be read as IDX ({exc})") from None
+    _verified(path, data, raw, expected, stamps)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataCorrupt(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -157,18 +212,21 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataCorrupt(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataCorrupt(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected})")
+    expected_size = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected_size:
+        raise DataCorrupt(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected_size})")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
-def read_split(folder: Path, split: str) -> Split:
+def read_split(folder: Path, split: str, name: str | None = None, stamps: checksums.Stamps | None = None) -> Split:
+    """One split of the files in `folder`; with a published `name`, each file checked to be that dataset's."""
     image_stem, label_stem = SPLIT_FILES[split]
     image_path, label_path = _file(folder, image_stem), _file(folder, label_stem)
     if image_path is None or label_path is None:
         raise DataNotFound(f"{folder} has no {split} split ({image_stem}, {label_stem})")
-    images, labels = read_idx(image_path), read_idx(label_path)
+    published = name in DATASETS
+    images = read_idx(image_path, f"{name}/{image_stem}" if published else None, stamps)
+    labels = read_idx(label_path, f"{name}/{label_stem}" if published else None, stamps)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataCorrupt(f"{folder}: {split} images {images.shape} do not match labels {labels.shape}")
     # (N, H, W) grey images -> (N, 1, H, W); copy so the tensor owns writable memory
@@ -189,14 +247,32 @@ def download(name: str) -> Path | None:
 
 
 def load(name: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Dataset:
-    """Find (or download) and read both splits of dataset `name`."""
-    folder = find(name, data_dir)
-    if folder is None and allow_download:
-        folder = download(name)
-    if folder is None:
-        looked = ", ".join(str(r) for r in search_roots(data_dir))
-        raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {how_to_get(name)}")
-    return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
+    """Find (or download) and read both splits of dataset `name`, each file checked to be that dataset's.
+
+    A folder whose files are another dataset's is passed over for the next place, and named in the
+    error if no place holds the right files; what each file was found to be is remembered in the cache.
+    """
+    if check_name(name).startswith(IDX_PREFIX):
+        folder = Path(name[len(IDX_PREFIX) :])
+        return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
+    stamps = checksums.Stamps(cache_root())
+    mismatch: DataMismatch | None = None
+    folders = list(_folders(name, data_dir))
+    if not folders and allow_download and (fetched := download(name)) is not None:
+        folders = [fetched]
+    try:
+        for folder in folders:
+            try:
+                train = read_split(folder, "train", name, stamps)
+                return Dataset(name, folder, train, read_split(folder, "test", name, stamps))
+            except DataMismatch as exc:
+                mismatch = mismatch or exc
+    finally:
+        stamps.save()
+    if mismatch is not None:
+        raise mismatch
+    looked = ", ".join(str(r) for r in search_roots(data_dir))
+    raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {how_to_get(name)}")
 
 
 def to_device(images: torch.Tensor, device: torch.device, output: str) -> torch.Tensor:

@@ -6,6 +6,9 @@ trained or written), 1 for a failure while working.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class AebenchError(Exception):
     """Base of every error aebench reports to a user as one line."""
@@ -27,10 +30,53 @@ class DataCorrupt(BadInput):
     """A dataset file exists but is truncated or not in the IDX format."""
 
 
+class DataMismatch(BadInput):
+    """A folder found under one dataset's name holds another published dataset's files."""
+
+    # how each dataset is written in a sentence
+    TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+
+    def __init__(self, name: str, folder: object, actual: str) -> None:
+        title, actual_title = self.TITLES.get(name, name), self.TITLES.get(actual, actual)
+        super().__init__(
+            f"--dataset {name}: {folder} holds {actual_title}'s files, not {title}'s (checked by checksum); "
+            f"{title} is looked for in --data-dir, $AEBENCH_DATA, the cache and /usr/share/datasets, each as "
+            f"<root>/{name}/, torchvision's <root>/<Class>/raw/ or <root> itself (`aebench datasets` shows where); "
+            f"for these files use --dataset {actual}, or --dataset idx:{folder} for IDX files of your own"
+        )
+        self.name, self.folder, self.actual = name, folder, actual
+
+
 class StoreError(AebenchError):
     """The results store cannot be used (not an aebench store, corrupt, unwritable)."""
 
     exit_code = 2
+
+
+class Unwritable(BadInput):
+    """A place aebench would write to (a results folder, a report's folder) is a file, or cannot be written."""
+
+
+class NoSpace(AebenchError):
+    """The disk filled up while aebench wrote `path`; what was written before it is intact."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"no space left on device writing {path}")
+        self.path = path
+
+
+def no_space(exc: BaseException, path: object = None) -> NoSpace | None:
+    """`exc` as a NoSpace when it says the disk is full (ENOSPC, EDQUOT, SQLite's SQLITE_FULL), else None.
+
+    `path` names what was being written where the error does not (SQLite's errors name no file).
+    """
+    if isinstance(exc, NoSpace):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace(exc.filename or path or "a file")
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return NoSpace(path or "the results store")
+    return None
 
 
 class Diverged(AebenchError):

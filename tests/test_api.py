@@ -16,21 +16,21 @@ from aebench.models.catalog import model_rows
 QUICK = {"epochs": 2, "train_size": 512}
 
 
-def test_train_returns_the_outcome_and_its_epochs_from_the_store(
+def test_train_returns_the_outcome_and_its_curve_from_the_store(
     tmp_results: Path, fashion_mnist: data.Dataset
 ) -> None:
     config = RunConfig(model=ModelSpec(arch="seed-conv"), **QUICK)
     first = api.train(config, tmp_results, device="cpu", allow_download=False)
     assert first.outcome.status == "done" and not first.outcome.skipped
     assert first.outcome.run_id == config.run_id and first.outcome.row["params"] == 225
-    assert [e["epoch"] for e in first.epochs] == [1, 2]
-    assert all("run_id" not in e and e["train_loss"] > 0 and e["seconds"] > 0 for e in first.epochs)
+    assert [e["epoch"] for e in first.curve] == [1, 2]
+    assert all("run_id" not in e and e["train_loss"] > 0 and e["seconds"] > 0 for e in first.curve)
     with open_store(tmp_results) as store:
-        assert store.epochs(config.run_id)["train_loss"].tolist() == [e["train_loss"] for e in first.epochs]
+        assert store.epochs(config.run_id)["train_loss"].tolist() == [e["train_loss"] for e in first.curve]
 
     again = api.train(config, tmp_results, device="cpu", allow_download=False)  # read back, not retrained
     assert again.outcome.skipped and again.outcome.status == "done"
-    assert again.epochs == first.epochs
+    assert again.curve == first.curve
     assert again.outcome.row["test_mse"] == first.outcome.row["test_mse"]
 
 

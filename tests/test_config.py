@@ -80,7 +80,7 @@ def test_model_spec_fills_defaults_only_where_they_apply() -> None:
         ("lr", 0.0, "--lr: 0.0 is not allowed; it must be > 0.0"),
         ("lr", float("nan"), "--lr"),
         ("loss", "huber", "--loss: unknown value 'huber'"),
-        ("dataset", "cifar10", "--dataset: unknown value 'cifar10'; choose from: mnist, fashion-mnist, kmnist"),
+        ("dataset", "cifar10", "unknown dataset 'cifar10'; choose from: mnist, fashion-mnist, kmnist"),
         ("lr_schedule", "linear", "--lr-schedule"),
         ("grad_clip", 0.0, "--grad-clip"),
     ],

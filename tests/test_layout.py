@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config",),  # RunConfig and GridSpec, validated against the model registry
     ("models",),
     ("data",),
-    ("columns", "errors"),
+    ("columns", "errors", "checksums"),
 )
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400

@@ -1,7 +1,7 @@
 """The `aebench` command line: each command parses, calls one library function, and prints what it returns.
 
-Here: the Typer app, its one-line-error group, the commands and `main`. The options live in `options`,
-the consoles and exit codes in `console`, the tables and lines in `render`, the bars in `progress`;
+Here: the Typer app, the commands and `main`. The options live in `options`, the consoles, exit codes
+and the one-line-error group in `console`, the tables and lines in `render`, the bars in `progress`;
 what a command does lives in the library (`aebench.api` and the layers below), so a notebook or a
 script can do the same without this module. Every library import is deferred into the commands:
 `aebench --help` must not import torch or pandas.
@@ -11,52 +11,23 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
-from typer._click.exceptions import ClickException  # typer vendors click since 0.25
-from typer.core import TyperGroup
-from typer.exceptions import Abort
 
 from aebench.cli import options as opts
-from aebench.cli.console import errors, fail, print_outcomes, stderr, stdout
+from aebench.cli.console import OneLineErrors, errors, print_outcomes, stderr, stdout
+from aebench.cli.fit import print_fitted
 
 if TYPE_CHECKING:  # annotations only: importing the grid at start-up would import torch
     from aebench.grid.cells import Outcome
 
 
-class _OneLineErrors(TyperGroup):
-    """Usage errors as one stderr line with exit code 2, instead of click's usage panel."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        except ClickException as exc:
-            if not exc.format_message().strip():  # no arguments: the help was printed, nothing went wrong
-                sys.exit(0)
-            fail(exc.format_message(), exc.exit_code)
-        except Abort:
-            fail("aborted", 1)
-        code = rv if isinstance(rv, int) else 0
-        if standalone_mode:
-            sys.exit(code)
-        return code
-
-
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     help="Benchmark autoencoder architectures on real data: train, compare grids, report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -91,6 +62,7 @@ def train(
     lr_schedule: opts.LrSchedule = "none",
     weight_decay: opts.WeightDecay = 0.0,
     precision: opts.Precision = "fp32",
+    step: opts.Step = "auto",
     device: opts.Device = "auto",
     results: opts.Results = Path("results"),
     as_json: opts.Json = False,
@@ -112,13 +84,14 @@ def train(
             ),
             dataset=dataset, train_size=train_size, loss=loss, lr=lr, batch_size=batch_size, epochs=epochs,
             seed=seed, weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule, precision=precision,
+            step=step,
         )  # fmt: skip
         with progress.RichEvents(stderr()) as events:
             trained = api.train(run, results, device=device, data_dir=data_dir, allow_download=download, events=events)
-        if as_json:
-            print(json.dumps({**render.outcome_record(trained.outcome), "epochs": trained.epochs}, default=str))
+        if as_json:  # `epochs` is the config's count, as in runs.csv; the per-epoch losses are the `curve`
+            print(json.dumps({**render.outcome_record(trained.outcome), "curve": trained.curve}, default=str))
         else:
-            stdout().print(render.run_table([trained.outcome], single=True))
+            stdout().print(render.run_table(trained.outcome))
         if trained.outcome.status != "done":
             raise typer.Exit(1)
 
@@ -149,6 +122,7 @@ def compare(
     lr_schedule: opts.LrSchedule = "none",
     weight_decay: opts.WeightDecay = 0.0,
     precision: opts.Precision = "fp32",
+    step: opts.Step = "auto",
     data_dir: opts.DataDir = None,
     download: opts.Download = True,
     device: opts.Device = "auto",
@@ -159,10 +133,12 @@ def compare(
     ray_address: opts.RayAddress = None,
     cpus_per_run: opts.CpusPerRun = None,
     gpus_per_run: opts.GpusPerRun = None,
+    here: opts.Here = False,
     mlflow: opts.Mlflow = False,
     mlflow_uri: opts.MlflowUri = None,
     experiment: opts.Experiment = None,
     as_json: opts.Json = False,
+    wide: opts.Wide = False,
     debug: opts.Debug = False,
 ) -> None:
     """Train every cell of a grid over archs, depths, latent dims, ...; resume what is done.
@@ -173,7 +149,7 @@ def compare(
     from aebench import api, config, data  # deferred, as in every command: they import torch and pandas
     from aebench.cli import progress, render  # deferred: they import the config types, and torch with them
 
-    with errors(debug, as_json):
+    with errors(debug, as_json, wide):
         grid = config.GridSpec(
             archs=tuple(dict.fromkeys(config.split_list("--archs", archs))),
             depths=opts.choices("--depths", depths, config.DEPTHS),
@@ -186,11 +162,12 @@ def compare(
             losses=config.parse_choices("--losses", losses, config.LOSSES),
             lrs=config.parse_floats("--lrs", lrs),
             batch_sizes=config.parse_ints("--batch-sizes", batch_sizes),
-            datasets=config.parse_choices("--datasets", datasets, data.DATASETS),
+            datasets=tuple(data.check_name(d) for d in config.split_list("--datasets", datasets)),
             seeds=seeds,
             base=config.RunConfig(
                 model=config.ModelSpec(arch="fc"), train_size=train_size, epochs=epochs, seed=seed,
                 weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule, precision=precision,
+                step=step,
             ),
             fixed={"hidden": opts.ints("--hidden", hidden), "batchnorm": batchnorm, "dropout": dropout,
                    "pretrain_epochs": pretrain_epochs},
@@ -201,7 +178,9 @@ def compare(
             if as_json:
                 print(json.dumps(plan.to_dict("records"), default=str))
             else:
-                stdout().print(render.df_table(plan, f"grid of {len(plan)} cells (dry run: nothing trained)"))
+                out = stdout()
+                title = f"grid of {len(plan)} cells (dry run: nothing trained)"
+                print_fitted(out, render.plan_table(plan, title, out.width, wide), render.PLAN_HOW)
             return
         err = stderr()
         with ExitStack() as bars:
@@ -209,17 +188,21 @@ def compare(
 
             def show(outcomes: list[Outcome]) -> None:
                 bars.close()  # the grid is done: its bars stop before its table and any MLflow export
-                print_outcomes(outcomes, as_json)
+                print_outcomes(outcomes, as_json, wide=wide)
 
             result = api.compare(
                 grid, results, executor=executor, request=request, stack=stack, device=device, data_dir=data_dir,
-                allow_download=download, events=events, on_trained=show,
+                allow_download=download, events=events, on_trained=show, here=here,
                 executor_options={"address": ray_address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run},
             )  # fmt: skip
+        if result.elsewhere:
+            err.print(render.elsewhere_line(result.elsewhere, result.here), highlight=False, soft_wrap=True)
         if result.exported is not None:
             err.print(result.exported.summary(), highlight=False, soft_wrap=True)
         if result.unfinished:
             err.print(render.unfinished_line(result.failed, result.diverged, len(result.outcomes)))
+        err.print(render.next_line(results), highlight=False, soft_wrap=True)
+        if result.unfinished:
             raise typer.Exit(1)
 
 
@@ -272,14 +255,16 @@ def report(
     where: opts.Where = None,
     data_dir: opts.DataDir = None,
     as_json: opts.Json = False,
+    wide: opts.Wide = False,
     debug: opts.Debug = False,
 ) -> None:
     """Write CSVs, tables, plots, report.md and index.html for the finished runs in a results store.
 
     Plots the runs cannot fill (an axis with one value) are left out and said so. The store is only read.
     """
+    from aebench.cli.render import report_how, report_table  # deferred: render imports torch via the config
     from aebench.report import build as reportmod  # deferred: the report imports pandas and matplotlib
-    from aebench.report.pages import rich_table, summary_lines  # deferred, as above
+    from aebench.report.pages import summary_lines  # deferred, as above
 
     with errors(debug):
         rep = reportmod.build_report(
@@ -290,7 +275,7 @@ def report(
             print(json.dumps(rep.to_json()))
             return
         out = stdout()
-        out.print(rich_table(rep))
+        print_fitted(out, report_table(rep, out.width, wide), report_how(rep))
         for line in summary_lines(rep):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -328,7 +313,7 @@ def bench(
     models: opts.BenchModels = opts.BENCH_MODELS,
     dataset: opts.Dataset = "fashion-mnist",
     data_dir: opts.DataDir = None,
-    epochs: opts.BenchEpochs = 2,
+    epochs: opts.BenchEpochs = 3,
     batch_size: opts.BatchSize = 128,
     train_size: opts.TrainSize = None,
     device: opts.Device = "auto",
@@ -336,6 +321,7 @@ def bench(
     stack: opts.BenchStack = 0,
     results: opts.Results = Path("results"),
     as_json: opts.Json = False,
+    wide: opts.Wide = False,
     debug: opts.Debug = False,
 ) -> None:
     """Time the seed's loop, aebench's engine (fp32, bf16; on CUDA also without its CUDA graph; on a CPU, for
@@ -346,7 +332,7 @@ def bench(
     saves the JSON under <results>/benchmarks/.
     """
     from aebench.bench.run import EFFICIENCY_NOTE, BenchSpec, bench_and_save  # deferred: the bench imports torch
-    from aebench.cli.render import bench_table, clock_line  # deferred: render imports torch via the config
+    from aebench.cli.render import BENCH_HOW, bench_table, clock_line  # deferred: render imports torch (config)
     from aebench.config import split_list  # deferred: aebench.config imports torch
 
     with errors(debug, as_json):
@@ -363,7 +349,7 @@ def bench(
             print(json.dumps({**done.result, "saved": str(done.saved)}))
             return
         out = stdout()
-        out.print(bench_table(done.result, EFFICIENCY_NOTE))
+        print_fitted(out, bench_table(done.result, EFFICIENCY_NOTE, out.width, wide), BENCH_HOW)
         for line in done.drifted:
             err.print(f"warning: {line}", highlight=False)
         if "clock_check" in done.result:

@@ -8,24 +8,29 @@ command prints, not at import, so each sees the stdout it has then (a terminal, 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import ClickException  # typer vendors click since 0.25
+from typer.core import TyperGroup
+from typer.exceptions import Abort
 
-from aebench.errors import AebenchError, failure_reason
+from aebench.errors import AebenchError, failure_reason, no_space
 
 if TYPE_CHECKING:  # annotations only: importing the grid at start-up would import torch
     from aebench.grid.cells import Outcome
 
 
 def stdout() -> Console:
-    """The console for results. Piped output (CI logs, files) has no terminal width: give tables room instead
-    of rich's 80."""
-    return Console(width=None if sys.stdout.isatty() else 200)
+    """The console for results, as wide as the terminal, or `$COLUMNS` where set (as for any terminal program).
+    Piped output (CI logs, files) with no `$COLUMNS` has no width: give tables room instead of rich's 80."""
+    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if sized else 200)
 
 
 def stderr() -> Console:
@@ -39,19 +44,49 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def print_outcomes(outcomes: Sequence[Outcome], as_json: bool) -> None:
-    """A grid's outcomes: one JSON list, or the grid table (nothing where there are none)."""
-    from aebench.cli.render import outcome_record, run_table  # deferred: render imports torch via the config
+def print_outcomes(outcomes: Sequence[Outcome], as_json: bool, total: int | None = None, wide: bool = False) -> None:
+    """A grid's outcomes: one JSON list, or the grid table of the columns that fit (every one with `wide`) and
+    a line naming those left out; nothing where there are none. `total`: the grid's cells, run or not."""
+    from aebench.cli.fit import print_fitted  # deferred: rich's tables are not needed for a usage error
+    from aebench.cli.render import GRID_HOW, grid_table, outcome_record  # deferred: render imports torch (config)
 
     if as_json:
         print(json.dumps([outcome_record(o) for o in outcomes], default=str))
     elif outcomes:
-        stdout().print(run_table(outcomes))
+        out = stdout()
+        print_fitted(out, grid_table(outcomes, total, out.width, wide), GRID_HOW)
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors as one stderr line with exit code 2, instead of click's usage panel."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except ClickException as exc:
+            if not exc.format_message().strip():  # no arguments: the help was printed, nothing went wrong
+                sys.exit(0)
+            fail(exc.format_message(), exc.exit_code)
+        except Abort:
+            fail("aborted", 1)
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 @contextmanager
-def errors(debug: bool, as_json: bool = False) -> Iterator[None]:
-    """Library errors become one line and an exit code; tracebacks only with --debug."""
+def errors(debug: bool, as_json: bool = False, wide: bool = False) -> Iterator[None]:
+    """Library errors become one line and an exit code; tracebacks only with --debug. An interrupted grid
+    prints what it finished (as `print_outcomes`, `wide` as there) before its line."""
     from aebench.cli.render import interrupted_line  # deferred: render imports torch via the config
     from aebench.grid.executors import GridInterrupted  # deferred: the grid imports torch
 
@@ -60,8 +95,8 @@ def errors(debug: bool, as_json: bool = False) -> Iterator[None]:
     except typer.Exit:
         raise  # the command's own exit code (a run that did not finish): not an error, no line
     except GridInterrupted as exc:
-        print_outcomes(exc.outcomes, as_json)
-        stderr().print(interrupted_line(exc.outcomes, exc.total), highlight=False)
+        print_outcomes(exc.outcomes, as_json, exc.total, wide)
+        stderr().print(interrupted_line(exc.outcomes, exc.total), highlight=False, soft_wrap=True)
         sys.exit(130)
     except AebenchError as exc:
         if debug:
@@ -73,4 +108,7 @@ def errors(debug: bool, as_json: bool = False) -> Iterator[None]:
     except Exception as exc:
         if debug:
             raise
+        full = no_space(exc)  # a full disk is the machine's state, not aebench's bug: one plain line
+        if full is not None:
+            fail(str(full), full.exit_code)
         fail(f"internal error: {failure_reason(exc)} (rerun with --debug for the traceback)", 1)

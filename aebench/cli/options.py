@@ -64,12 +64,27 @@ WeightDecay = Annotated[float, typer.Option(help="Adam weight decay.")]
 Precision = Annotated[
     str, typer.Option(help="fp32, or bf16 (autocast forward, fp32 weights and loss) on CPU and CUDA.")
 ]
+Step = Annotated[
+    str,
+    typer.Option(
+        help="The training step: auto (on a CPU, plain MLPs take the chain rule written out, others autograd) or "
+        "autograd (every model through autograd: one engine path when comparing architectures' speed)."
+    ),
+]
 Device = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")]
 Results = Annotated[
     Path, typer.Option(help="Results folder; the store is <results>/aebench.db, checkpoints <results>/runs/.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout (progress stays on stderr).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Show every column of the table, wider than the terminal if need be (it wraps the lines); "
+        "without it, the columns that fit whole are shown and the others named.",
+    ),
+]
 MlflowUri = Annotated[
     str | None,
     typer.Option(
@@ -109,6 +124,14 @@ Stack = Annotated[
         "--grad-clip, --lr-schedule or greedy pretraining train alone. Default: on CUDA only, where it is "
         "faster; on a CPU it is slower.",
         show_default=False,
+    ),
+]
+Here = Annotated[
+    bool,
+    typer.Option(
+        "--here",
+        help="Also train, on this machine, the cells another device already trained (stored beside them, "
+        "labelled with this machine), so its speed is measured too; without it they are skipped and counted.",
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="List the grid's cells and what is done; train nothing.")]

@@ -40,13 +40,14 @@ class RichEvents(GridEvents):
         self.runs: dict[str, TaskID] = {}  # run_id -> its bar; several at once on the Ray executor
 
     def __enter__(self) -> RichEvents:
-        self.progress.start()
-        return self
+        return self  # the bars start with the grid: input refused before it leaves stderr one line, no bar
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def grid_start(self, total: int, todo: int) -> None:
+        self.progress.start()
         if total - todo:
             self.console.print(f"{total - todo} of {total} runs already done in the store: skipped", highlight=False)
         if total > 1:

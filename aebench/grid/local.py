@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 
 from aebench.grid.cells import Outcome, plan_stacks, record, skipped, train_cells
 from aebench.grid.executors import Executor, GridInterrupted, GridJob, register_executor
@@ -45,6 +46,13 @@ class LocalExecutor(Executor):
             # Every claim of this process that is not a result is dropped (a stored run is untouched).
             store.release(*(c.run_id for c in configs if c.run_id not in done))
             raise GridInterrupted([done[c.run_id] for c in configs if c.run_id in done], len(configs)) from None
+        except Exception:
+            # The grid cannot go on (a full disk while a checkpoint or the store was written): the same,
+            # so the next call trains the runs left; if the store itself cannot be written now, the
+            # claims die with this process and the next call takes them over.
+            with suppress(Exception):
+                store.release(*(c.run_id for c in configs if c.run_id not in done))
+            raise
         return [done[c.run_id] for c in configs]
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -253,6 +253,12 @@ class RayExecutor(Executor):
             # with the session) and one claimed just before the interrupt; stored runs are untouched.
             store.release(*(cfg.run_id for index, cfg in enumerate(job.configs) if index not in grid.outcomes))
             raise GridInterrupted(grid.in_order(), len(job.configs)) from None
+        except Exception:
+            # The grid cannot go on (a full disk while the driver wrote a checkpoint or the store): drop the
+            # claims the same way, so the next call trains what is left.
+            with suppress(Exception):
+                store.release(*(c.run_id for i, c in enumerate(job.configs) if i not in grid.outcomes))
+            raise
         return grid.in_order()
 
     def _wait(self, job: GridJob, grid: _Flight) -> None:

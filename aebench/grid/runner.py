@@ -17,7 +17,7 @@ from aebench.config import CONFIG_COLUMNS, RunConfig
 from aebench.errors import BadInput
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import Executor, GridEvents, GridJob, create_executor
-from aebench.grid.store import DB_NAME, FINISHED, open_store
+from aebench.grid.store import DB_NAME, FINISHED, check_results, open_store
 from aebench.models.registry import create_model
 
 
@@ -45,6 +45,20 @@ def finished_ids(results: Path, configs: Sequence[RunConfig]) -> set[str]:
         return {c.run_id for c in configs if store.status(c.run_id) in FINISHED}
 
 
+def done_elsewhere(results: Path, configs: Sequence[RunConfig], here: str) -> dict[str, str]:
+    """run_id -> the device that trained it, for the `configs` done in the store on a device other than `here`
+    (their speeds are that machine's; their quality is the same experiment's)."""
+    if not (results / DB_NAME).exists():
+        return {}
+    found = {}
+    with open_store(results, create=False) as store:
+        for c in configs:
+            row = store.run(c.run_id)
+            if row and row.get("status") == "done" and row.get("device_name") not in (None, here):
+                found[c.run_id] = str(row["device_name"])
+    return found
+
+
 def run_grid(
     configs: Sequence[RunConfig],
     results: str | Path,
@@ -67,7 +81,7 @@ def run_grid(
     runs_on = create_executor(executor, executor_options) if isinstance(executor, str) else executor
     events = events or GridEvents()
     dev = runs_on.device(device)
-    results = Path(results)
+    results = check_results(results)  # a results folder that cannot be written is refused before any work
     finished = finished_ids(results, configs)
     # Everything that can be wrong with the input fails here, before the store is created.
     datasets = prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)

@@ -22,9 +22,10 @@ import pandas as pd
 
 from aebench.columns import COLUMNS, MEASURED, of_kind
 from aebench.config import RunConfig
-from aebench.errors import StoreError
+from aebench.errors import StoreError, no_space
+from aebench.train.checkpoint import check_writable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "aebench.db"
 # Statements that take a store from version N to N + 1; a backup is taken before any of them.
 MIGRATIONS: dict[int, list[str]] = {
@@ -39,6 +40,19 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         "ALTER TABLE runs ADD COLUMN cuda_graph INTEGER",
         "UPDATE runs SET cuda_graph = 0 WHERE status = 'done'",  # no earlier version used CUDA graphs
+    ],
+    # Speed as one model alone in timed windows, with the engine path; stacks' own figures. Runs stored
+    # before keep their epoch-timer speeds, told apart by a NULL `engine_step`.
+    4: [
+        "ALTER TABLE runs ADD COLUMN step TEXT",
+        "UPDATE runs SET step = 'auto'",
+        "ALTER TABLE runs ADD COLUMN timed_steps INTEGER",
+        "ALTER TABLE runs ADD COLUMN engine_step TEXT",
+        "ALTER TABLE runs ADD COLUMN onednn INTEGER",
+        "ALTER TABLE runs ADD COLUMN stack_samples_per_s REAL",
+        "ALTER TABLE runs ADD COLUMN stack_epoch_seconds REAL",
+        "ALTER TABLE runs ADD COLUMN machine TEXT",
+        "ALTER TABLE runs ADD COLUMN flush_denormal INTEGER",
     ],
 }
 # A claim from another host whose process has not reported for this long is taken over.
@@ -111,14 +125,19 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock up front, so a check-then-write is atomic."""
+        """BEGIN IMMEDIATE: take the write lock up front, so a check-then-write is atomic. A full disk rolls
+        the transaction back (the store keeps what it had) and raises `NoSpace` naming the store."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            full = no_space(exc, self.path)
+            if full is not None and full is not exc:
+                raise full from None
             raise
-        self.conn.execute("COMMIT")
 
     # ---- claiming and recording runs ----
 
@@ -230,12 +249,13 @@ class Store:
         return pd.read_sql_query("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", self.conn, params=[run_id])
 
 
-def _check_writable(folder: Path) -> None:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise StoreError(f"--results {folder}: cannot write there (check the path and its permissions)")
+def check_results(results: str | Path) -> Path:
+    """Refuse a results folder this process cannot write, or whose `runs/` (the checkpoints) it cannot,
+    before any work (`aebench.train.checkpoint.check_writable`); missing folders are made when written."""
+    folder = Path(results)
+    check_writable(folder, "--results")
+    check_writable(folder / "runs", "--results", folder)
+    return folder
 
 
 def _create(path: Path) -> None:
@@ -270,14 +290,17 @@ def open_store(results: str | Path, *, create: bool = True) -> Store:
     if not path.exists():
         if not create:
             raise StoreError(f"no results store at {path}; run `aebench compare` or `aebench train` first")
-        _check_writable(folder)
+        check_results(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"--results {folder}: cannot create it ({exc.strerror})") from None
-        _create(path)
+            _create(path)
+        except (OSError, sqlite3.Error) as exc:
+            full = no_space(exc, path)
+            if full is not None:
+                raise full from None
+            raise StoreError(f"--results {folder}: cannot create the store there ({exc})") from None
     elif create:
-        _check_writable(folder)
+        check_results(folder)
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")

@@ -73,6 +73,18 @@ def default_uri(results: str | Path) -> str:
     return f"sqlite:///{(Path(results).resolve() / DB_FILE)}"
 
 
+def check_target(results: str | Path, tracking_uri: str | None) -> None:
+    """Refuse, before any work, a SQLite tracking store (by default `<results>/mlflow.db`, artifacts in
+    `<results>/mlartifacts`) whose folders cannot be written; a server's URI is the server's business."""
+    uri = tracking_uri or default_uri(results)
+    if not uri.startswith("sqlite:///"):
+        return
+    flag, given = ("--mlflow-uri", uri) if tracking_uri else ("--results", results)
+    db = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    checkpoint.check_writable(db.parent, flag, given)
+    checkpoint.check_writable(db.parent / ARTIFACTS, flag, given)
+
+
 def _artifact_root(tracking_uri: str) -> str | None:
     """Artifacts beside a SQLite tracking file (MLflow's own default is ./mlruns in whatever folder you are in);
     a tracking server decides for itself."""
@@ -135,6 +147,7 @@ def export(
     from mlflow import MlflowClient
 
     results = Path(results)
+    check_target(results, tracking_uri)
     uri = tracking_uri or default_uri(results)
     name = experiment or DEFAULT_EXPERIMENT
     with open_store(results, create=False) as store:

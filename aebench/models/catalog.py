@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aebench.data import PUBLISHED_SHAPES, check_name
-from aebench.models.base import Autoencoder, count_params
+from aebench.data import image_shape
+from aebench.models.base import count_params
 from aebench.models.registry import create_model, get_entry, list_models
 
 
@@ -19,12 +19,11 @@ def model_rows(pattern: str = "*", dataset: str = "fashion-mnist") -> list[dict[
 
     The shape is the published one, so no dataset file has to be on disk to list the zoo.
     """
-    shape = PUBLISHED_SHAPES[check_name(dataset)]
+    shape = image_shape(dataset)
     rows = []
     for name in list_models(pattern):
         entry = get_entry(name)
         model = create_model(name, shape)
-        assert isinstance(model, Autoencoder)
         rows.append({
             "name": name,
             "params": count_params(model),

@@ -143,16 +143,25 @@ class PictureArrays:
             return self._dataset, self._rows
         rows = self.configs.dropna(subset=["checkpoint"])
         if rows.empty:
-            raise Skipped("no selected run has a checkpoint")
+            raise Skipped(
+                "no selected run has a checkpoint under its results folder's runs/; draw it with aebench report "
+                "--results <the folder the runs were trained in>"
+            )
         name = str(rows["dataset"].value_counts().index[0])
         # Only the test split: reading the training images would double the report's start-up time.
         folder = datamod.find(name, self.data_dir, splits=("test",))
         if folder is None:
-            raise Skipped(f"the {name} test images are not on this machine (see `aebench datasets`)")
+            raise Skipped(
+                f"the {name} test images are not on this machine; draw it with aebench report --data-dir <their "
+                "folder> (aebench datasets shows where aebench looks)"
+            )
         try:
             split = datamod.read_split(folder, "test")
         except AebenchError as exc:
-            raise Skipped(f"the {name} test images cannot be read ({exc})") from None
+            raise Skipped(
+                f"the {name} test images cannot be read ({exc}); draw it with aebench report --data-dir <a folder "
+                "with intact copies>"
+            ) from None
         self._dataset = TestSet(name, split.images, split.labels)
         self._rows = rows[rows["dataset"] == name]
         return self._dataset, self._rows
@@ -197,7 +206,9 @@ class PictureArrays:
         ds, rows = self._data()
         rows = rows[rows["latent_size"] == 2]
         if rows.empty:
-            raise Skipped("no selected run has a 2-d latent; compare with --latent-dims 2 (seed Exercise 2)")
+            raise Skipped(
+                "no selected run has a 2-d latent (seed Exercise 2); draw it with aebench compare --latent-dims 2"
+            )
         picked, note = self._pick(rows, MAX_PANELS)
         return ds, picked, note
 
@@ -221,7 +232,7 @@ class PictureArrays:
         originals = to_images(ds.images[index].float().div(255.0), "sigmoid")
         recons = [(str(row["label"]), float(row["test_mse"]), reconstruct(model, ds.images[index])[1])
                   for row, model in picked]  # fmt: skip
-        return pictures.Reconstructions([names[i] for i in range(len(index))], originals, recons, note)
+        return pictures.Reconstructions([names[i] for i in range(len(index))], originals, recons, note, ds.name)
 
     def latent_space(self) -> pictures.LatentSpace:
         ds, picked, note = self._two_d()
@@ -230,7 +241,7 @@ class PictureArrays:
         for row, model in picked:
             codes, box = self._codes(ds, model)
             panels.append((str(row["label"]), codes, labels, box))
-        return pictures.LatentSpace(self._class_names(ds), panels, note)
+        return pictures.LatentSpace(self._class_names(ds), panels, note, ds.name)
 
     def latent_grid(self) -> pictures.LatentGrid:
         ds, picked, note = self._two_d()
@@ -241,7 +252,7 @@ class PictureArrays:
             z2 = np.linspace(y1, y0, GRID_STEPS)  # top row = highest z2, as on the scatter plot
             grid = torch.tensor([[a, b] for b in z2 for a in z1], dtype=torch.float32)
             panels.append((str(row["label"]), decoded(model, grid), z1, z2))
-        return pictures.LatentGrid(panels, note)
+        return pictures.LatentGrid(panels, note, ds.name)
 
     def interpolation(self) -> pictures.Interpolation:
         ds, rows = self._data()
@@ -257,7 +268,7 @@ class PictureArrays:
                 strip = decoded(model, torch.stack([(1 - t) * z[0] + t * z[1] for t in ts.tolist()]))
                 ends = to_images(x, model.output)
                 out.append((str(row["label"]), names[a % len(names)], names[b % len(names)], ends, strip))
-        return pictures.Interpolation(ts, out, note)
+        return pictures.Interpolation(ts, out, note, ds.name)
 
     def latent_arithmetic(self) -> pictures.Arithmetic:
         ds, rows = self._data()
@@ -272,7 +283,7 @@ class PictureArrays:
                 images = decoded(model, torch.cat([z, (z[0] + z[1] - z[2])[None]]))
                 classes = (names[first % len(names)], names[second % len(names)], names[third % len(names)])
                 out.append((str(row["label"]), classes, to_images(x, model.output), images))
-        return pictures.Arithmetic(out, note)
+        return pictures.Arithmetic(out, note, ds.name)
 
     def feature_maps(self) -> pictures.FeatureMaps:
         ds, rows = self._data()
@@ -283,4 +294,4 @@ class PictureArrays:
         for row, model in picked:
             x = model_input(ds.images[index], model.output)
             out.append((str(row["label"]), to_images(x, model.output)[0], first_conv_maps(model, x)[:MAX_MAPS]))
-        return pictures.FeatureMaps(out, note)
+        return pictures.FeatureMaps(out, note, ds.name)

@@ -1,7 +1,7 @@
 """`aebench report`: a results store as CSV, tables, plots, report.md and a self-contained index.html.
 
 Only finished (`done`) runs are reported; the others are counted and listed. Runs are grouped
-by config (every config axis but the seed) and each metric is the mean ± std over seeds.
+by config (every config axis but the seed) and each metric is the mean ± 95% CI over seeds.
 The store is only read; every file is written atomically, so an interrupted report never
 leaves half a PNG behind.
 """
@@ -24,11 +24,13 @@ from aebench.columns import axis_label, config_label, missing
 from aebench.config import DEPTHS, split_list
 from aebench.errors import BadInput
 from aebench.grid.store import open_store
+from aebench.report import folder as report_folder
 from aebench.report import pages as report_pages
-from aebench.report import pictures, plots, tables
+from aebench.report import pareto, pictures, plots, stats, tables
 from aebench.report.arrays import PictureArrays
 from aebench.report.contents import Drawn, Report, Selection
 from aebench.report.plots import Skipped
+from aebench.report.style import config_colors
 from aebench.report.tables import AXES, TABLE_METRICS, findings, summary_tables
 from aebench.train.checkpoint import atomic_write
 
@@ -160,6 +162,8 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
             values = pd.to_numeric(group[metric], errors="coerce")
             row[metric] = values.mean()
             row[f"{metric}_std"] = values.std() if len(group) > 1 else math.nan
+            row[f"{metric}_ci95"] = stats.ci95(values.tolist())  # what tables and error bars show
+            row[f"{metric}_values"] = values.tolist()  # the seeds, for the tests between configs
         row["device_name"] = ", ".join(sorted({str(d) for d in group["device_name"].dropna()}))
         row["device"] = ", ".join(sorted({str(d) for d in group["device"].dropna()}))
         rows.append(row)
@@ -173,11 +177,17 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_curves(selection: Selection, configs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Mean train/test loss per (config, epoch) over seeds for the best MAX_LINES configs; how many were cut."""
+    """Mean train/test loss per (config, epoch) over seeds for the best MAX_LINES configs; how many were cut.
+    Losses are as logged, with each config's `output` and `loss`, which the plot puts on the [0, 1] scale by."""
     axes = configs.attrs.get("axes") or tables.varying_axes(configs)
     labels = {str(r["run_id"]): config_label(r, axes) for _, r in selection.runs.iterrows()}
     ep = selection.epochs.assign(label=selection.epochs["run_id"].map(labels))
-    curves = ep.groupby(["label", "epoch"], sort=False)[["train_loss", "test_loss"]].mean().reset_index()
+    keys = ["label", "epoch"]
+    for col in ("output", "loss"):
+        if col in selection.runs.columns:
+            ep[col] = ep["run_id"].map(dict(zip(selection.runs["run_id"], selection.runs[col], strict=True)))
+            keys.append(col)
+    curves = ep.groupby(keys, sort=False, dropna=False)[["train_loss", "test_loss"]].mean().reset_index()
     ranked = [lab for lab in configs.sort_values("test_mse", kind="stable")["label"] if lab in set(curves["label"])]
     keep = ranked[: plots.MAX_LINES]
     curves = curves[curves["label"].isin(keep)]
@@ -186,22 +196,43 @@ def learning_curves(selection: Selection, configs: pd.DataFrame) -> tuple[pd.Dat
     return curves.reset_index(drop=True), len(ranked) - len(keep)
 
 
+def by_device(selection: Selection, configs: pd.DataFrame) -> pd.DataFrame:
+    """`by_config` per device: one row per (config, device), labelled as in `configs`, for the speed plots, so
+    that no bar or line averages two machines' samples/s."""
+    axes = configs.attrs.get("axes") or tables.varying_axes(configs)
+    runs = selection.runs.assign(device_name=selection.runs["device_name"].fillna("an unrecorded device"))
+    parts = [by_config(part) for _, part in runs.groupby("device_name", sort=True)]
+    frame = pd.concat(parts, ignore_index=True)
+    frame["label"] = [config_label(r, axes) for _, r in frame.iterrows()]
+    return frame
+
+
 # ---- figures ----
 
 
 CAPTIONS = {
-    "learning_curves": "Learning curves: train and test loss per epoch, one line per config (mean over seeds){cut}.",
+    "learning_curves": "Learning curves: train and test loss per epoch on the [0, 1] pixel scale (a tanh run's "
+    "losses, logged on [-1, 1] data, divided by 4 for MSE and by 2 for L1), one line per config, mean over "
+    "seeds{cut}. A config has the same colour in every plot.",
     "mse_vs_latent": "Exercise 1: test MSE (left) and linear-probe accuracy (right) against latent dim, one line "
     "per config{bars}.",
-    "mse_by_depth": "Exercise 5: test MSE by depth at a fixed latent dim (is deeper better?); the number on each "
-    "bar is its parameter count{bars}.",
-    "stride_vs_pool": "Exercise 4: test MSE and parameters of conv configs that differ only in downsampling, "
-    "max-pool against strided conv{bars}.",
-    "pareto_params": "Test MSE against parameters: the red dashed line is the Pareto front, whose configs are named "
-    "in red (no other config is both smaller and better){bars}.",
-    "pareto_flops": "Test MSE against forward FLOPs per image: the red dashed line is the Pareto front, whose "
-    "configs are named in red (no other config is both cheaper and better){bars}.",
-    "throughput": "Training and inference throughput per config in samples/s, measured on {devices}{bars}.",
+    "mse_by_depth": "Exercise 5: test MSE by depth at a fixed latent dim (is deeper better?); on each bar its test "
+    "MSE, then its parameter count{bars}.",
+    "stride_vs_pool": "Exercise 4: conv configs that differ only in downsampling, max-pool beside strided conv: "
+    "test MSE, forward FLOPs per image and training images/s (speed measured on {devices}, one panel per "
+    "device){bars}.",
+    "pareto_params": "Test MSE against parameters, each config a numbered point named in the legend (the same "
+    "number and colour in both Pareto plots): the red dashed line is the Pareto front, whose configs are numbered "
+    "in red (no other config is both smaller and better). The log y axis is fitted to the front; a config more "
+    "than twice the front's worst test MSE is a triangle on the top edge, its value in the legend{bars}.",
+    "pareto_flops": "Test MSE against forward FLOPs per image, each config a numbered point named in the legend "
+    "(the same number and colour in both Pareto plots): the red dashed line is the Pareto front, whose configs "
+    "are numbered in red (no other config is both cheaper and better). The log y axis is fitted to the front; a "
+    "config more than twice the front's worst test MSE is a triangle on the top edge, its value in the "
+    "legend{bars}.",
+    "throughput": "Training and inference throughput per config in samples/s (inference: the test set at the "
+    "training batch size), measured on {devices}: one row of panels per device, so no bar mixes two "
+    "machines{bars}.",
 }
 
 
@@ -210,20 +241,22 @@ def _charts(selection: Selection, configs: pd.DataFrame) -> dict[str, Callable[[
     seeds = int(configs["seeds"].max())
     curves, cut = learning_curves(selection, configs)
     devices = ", ".join(sorted({d for ds in configs["device_name"] for d in ds.split(", ") if d}))
+    colors = config_colors(configs["label"])  # one colour per config, in the report's order, in every chart
+    speeds = by_device(selection, configs)
     losses = ", ".join(sorted(set(selection.runs["loss"].dropna())))
     words = {
-        "bars": f"; error bars: std over {seeds} seeds" if seeds > 1 else "",
+        "bars": f"; error bars: 95% CI of the mean over {seeds} seeds" if seeds > 1 else "",
         "cut": f" ({cut} config{'s' if cut > 1 else ''} with higher test MSE left out)" if cut else "",
         "devices": devices or "an unrecorded device",
     }
     draw: dict[str, Callable[[], Figure]] = {
-        "learning_curves": lambda: plots.plot_learning_curves(curves, losses),
-        "mse_vs_latent": lambda: plots.plot_mse_vs_latent(configs),
-        "mse_by_depth": lambda: plots.plot_mse_by_depth(configs),
-        "stride_vs_pool": lambda: plots.plot_stride_vs_pool(configs),
-        "pareto_params": lambda: plots.plot_pareto(configs, "params"),
-        "pareto_flops": lambda: plots.plot_pareto(configs, "flops_per_sample"),
-        "throughput": lambda: plots.plot_throughput(configs, devices),
+        "learning_curves": lambda: plots.plot_learning_curves(curves, losses, colors),
+        "mse_vs_latent": lambda: plots.plot_mse_vs_latent(configs, colors),
+        "mse_by_depth": lambda: plots.plot_mse_by_depth(configs, colors=colors),
+        "stride_vs_pool": lambda: plots.plot_stride_vs_pool(configs, speeds),
+        "pareto_params": lambda: pareto.plot_pareto(configs, "params", colors),
+        "pareto_flops": lambda: pareto.plot_pareto(configs, "flops_per_sample", colors),
+        "throughput": lambda: plots.plot_throughput(speeds, colors),
     }
 
     def chart(name: str) -> Callable[[], tuple[Figure, str]]:
@@ -284,7 +317,8 @@ def build_report(
     where: str | Mapping[str, Sequence[str]] | None = None,
     data_dir: str | Path | None = None,
 ) -> Report:
-    """Read the store, write CSVs, plots and pages to `out` (default `<results>/report`), return what was done."""
+    """Read the store, write CSVs, plots and pages to `out`, return what was done. `out` defaults to
+    `<results>/report`, or beside it for a partial report (`--only`, `--where`; `aebench.report.folder`)."""
     for name in only:
         if name not in PLOTS:
             raise BadInput(f"--only: unknown plot {name!r}; choose from: {', '.join(PLOTS)}")
@@ -293,13 +327,11 @@ def build_report(
             raise BadInput(f"--format: unknown value {fmt!r}; choose from: {', '.join(FORMATS)}")
     selection = select(results, where)
     configs = by_config(selection.runs)
-    summary, best, answers = summary_tables(configs)
-    folder = Path(out) if out is not None else Path(results) / "report"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"--out {folder}: cannot create it ({exc.strerror or exc})") from None
-    report = Report(folder, selection, configs, summary, best, answers, findings(configs))
+    summary, best, answers, answer_list, not_ranked = summary_tables(configs)
+    # checked (a file, a folder that cannot be written, a full report a partial one would replace) before drawing
+    folder, previous = report_folder.prepare(results, out, only, selection.where, PLOTS)
+    report = Report(folder, selection, configs, summary, best, answers, findings(configs),
+                    answer_list=answer_list, not_ranked=not_ranked)  # fmt: skip
 
     axes = configs.attrs["axes"]
     run_labels = [config_label(r, axes) for _, r in selection.runs.iterrows()]
@@ -324,14 +356,11 @@ def build_report(
     for fmt in formats:
         page = report_pages.markdown(report) if fmt == "md" else report_pages.html_page(report)
         report.files.append(write_text(folder / PAGES[fmt], page))
-    _remove_stale(folder, report)
+    full = report_folder.is_full(only, selection.where, PLOTS)
+    selected = {"full": full, "only": list(only), "where": {k: list(v) for k, v in selection.where.items()}}
+    report_folder.finish(folder, report.files, previous, selected, _OURS)
     return report
 
 
-def _remove_stale(folder: Path, report: Report) -> None:
-    """Drop plots and pages an earlier report left here that this one did not write, so the folder agrees
-    with its index; only aebench's own file names are touched."""
-    ours = {f"{n}.{ext}" for n in PLOTS for ext in ("png", "svg")} | set(PAGES.values())
-    written = {p.name for p in report.files}
-    for name in sorted(ours - written):
-        (folder / name).unlink(missing_ok=True)
+# aebench's own file names: what a full report may remove from a folder an older aebench wrote without a manifest
+_OURS = {f"{n}.{ext}" for n in PLOTS for ext in ("png", "svg")} | set(PAGES.values())

@@ -6,11 +6,14 @@ which imports `pages` to write them: the two modules would otherwise import each
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from aebench.report.stats import Answer
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Report:
     drawn: list[Drawn] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    answer_list: list[Answer] = field(default_factory=list)  # `answers` as records, with their statistics
+    not_ranked: str | None = None  # why some configs are left out of "best" (other training settings)
 
     def to_json(self) -> dict[str, Any]:
         left = self.selection.left_out
@@ -59,4 +64,16 @@ class Report:
             "files": [str(p) for p in self.files],
             "plots": [{"name": d.name, "caption": d.caption, "files": [str(p) for p in d.files]} for d in self.drawn],
             "skipped": [{"plot": k, "reason": v} for k, v in self.skipped.items()],
+            "answers": [
+                {"question": a.question, "metric": a.metric, "best": a.best, "mean": a.mean, "ci95": _finite(a.ci95),
+                 "runner_up": a.runner_up, "runner_up_mean": a.runner_up_mean, "p_value": a.p_value,
+                 "settled": a.settled, "seeds_needed": a.seeds_needed, "answer": a.sentence()}
+                for a in self.answer_list
+            ],  # fmt: skip
+            "not_ranked": self.not_ranked,
         }
+
+
+def _finite(value: float) -> float | None:
+    """A JSON number, or null for NaN (one seed has no interval)."""
+    return None if math.isnan(value) else value

@@ -1,21 +1,23 @@
-"""The report as pages: report.md (PNG files beside it), a self-contained index.html, and the terminal table.
+"""The report as pages: report.md (PNG files beside it), a self-contained index.html, and the terminal's lines.
+
+The terminal's table of the report is the CLI's (`aebench.cli.render.report_table`): it fits the terminal.
 
 Every string that comes from the store (config values, labels, errors, paths) is escaped
-with `html.escape` before it reaches HTML or Markdown: a config value is data, never markup.
+for the page it goes into, `html.escape` for index.html and `_md` for report.md: a config value
+is data, never markup.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from rich.table import Table
-from rich.text import Text
 
-from aebench.columns import config_label, missing
+from aebench.columns import config_label, missing, plain
 from aebench.report.contents import Report
 
 TITLES = {
@@ -63,9 +65,10 @@ def _e(value: object) -> str:
 
 
 def _md(value: object) -> str:
-    """Text for Markdown: HTML-escaped (renderers pass raw HTML through); pipes, brackets, stars and
-    backticks escaped so a value cannot end a table cell, a link or start emphasis."""
-    text = _e(value).replace("\n", " ")
+    """Text for Markdown, escaped for Markdown only: `<` and `>` as entities (renderers pass raw HTML through), `&`
+    where it would start one; quotes stay as they are (no `&#x27;` to read in the file); pipes, brackets, stars and
+    backticks backslash-escaped so a value cannot end a table cell, a link or start emphasis."""
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", str(value)).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
     for char in "\\|[]*`_":
         text = text.replace(char, "\\" + char)
     return text
@@ -73,6 +76,10 @@ def _md(value: object) -> str:
 
 def _numeric(column: pd.Series) -> bool:
     return all(str(v)[:1].isdigit() or str(v) == "-" for v in column)
+
+
+# Training settings the header states when every run shares them (those that vary are table columns).
+SHARED_SETTINGS = ("dataset", "train_size", "epochs", "batch_size", "lr", "loss", "precision", "step")
 
 
 def _context_lines(report: Report) -> list[str]:
@@ -85,6 +92,14 @@ def _context_lines(report: Report) -> list[str]:
     if not sel.left_out.empty:
         counts = ", ".join(f"{n} {s}" for s, n in sel.left_out["status"].value_counts().items())
         lines.append(f"Left out (not done): {counts}; listed under Runs left out.")
+    shared = []
+    for col in SHARED_SETTINGS:
+        seen = {None if missing(v) else plain(v) for v in runs.get(col, pd.Series(dtype=object))}
+        if len(seen) == 1:
+            (value,) = seen
+            shared.append(f"{col.replace('_', ' ')} {value if value is not None else 'all'}")
+    if shared:  # what a reader must know to read any number below; settings that vary are columns instead
+        lines.append("Every run: " + ", ".join(shared) + ".")
     for col, what in (("device_name", "Measured on"), ("torch_version", "torch"), ("git_commit", "aebench commit")):
         values = sorted({str(v) for v in runs.get(col, pd.Series(dtype=object)).dropna()})
         if values:
@@ -136,7 +151,8 @@ def markdown(report: Report) -> str:
     parts += [
         "## Results by config",
         "",
-        "Mean ± std over seeds; **bold**: the best in its column.",
+        "Mean ± 95% CI over seeds (Student's t; none with one seed); **bold**: the best in its column"
+        + (f" ({report.not_ranked})." if report.not_ranked else "."),
         "",
         _md_table(report.summary, report.best),
         "",
@@ -204,8 +220,9 @@ def html_page(report: Report) -> str:
         body.append(f'<h2 id="glance">At a glance</h2><ul>{items}</ul>')
     body.append(f'<h2 id="best">Best config per question</h2>{_html_table(report.answers)}')
     body.append(
-        '<h2 id="table">Results by config</h2><p>Mean ± std over seeds; highlighted: the best in its column.'
-        f"</p>{_html_table(report.summary, report.best)}"
+        '<h2 id="table">Results by config</h2><p>Mean ± 95% CI over seeds (Student\'s t; none with one seed); '
+        'highlighted: the best in its column' + (f" ({_e(report.not_ranked)})." if report.not_ranked else ".")
+        + f"</p>{_html_table(report.summary, report.best)}"
     )
     if report.drawn:
         body.append("<h2>Plots</h2>")
@@ -232,29 +249,6 @@ def html_page(report: Report) -> str:
 
 
 # ---- terminal ----
-
-
-# Left out of the terminal table, which has to fit a terminal; the pages and runs.csv have them.
-TERMINAL_HIDDEN = {"latent", "compression (×)", "epoch (s)", "peak mem (MB)", "peak RSS (MB)"}
-
-
-def rich_table(report: Report) -> Table:
-    """The per-config summary for the terminal, the best cell of each column in bold green."""
-    sel = report.selection
-    columns = [c for c in report.summary.columns if c not in TERMINAL_HIDDEN]
-    table = Table(
-        title=f"aebench report: {len(sel.runs)} runs in {len(report.configs)} configs "
-        f"(mean ± std over seeds; bold: best)",
-        caption="every column, with latent size, compression, epoch time and memory: report.md, index.html",
-    )
-    for col in columns:
-        table.add_column(str(col), justify="right" if _numeric(report.summary[col]) else "left", no_wrap=True)
-    for i in report.summary.index:
-        cells = [
-            Text(str(report.summary.at[i, c]), style="bold green" if report.best.at[i, c] else "") for c in columns
-        ]
-        table.add_row(*cells)
-    return table
 
 
 def summary_lines(report: Report) -> list[str]:

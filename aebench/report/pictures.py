@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-from aebench.report.plots import _colors, new_figure
+from aebench.report.style import new_figure, palette
 
 NAMES = ("reconstructions", "latent_space", "latent_grid", "interpolation", "latent_arithmetic", "feature_maps")
 MAPS_PER_ROW = 8  # eight feature maps a row keeps each one big enough to see
+DATASET_TITLES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "kmnist": "KMNIST"}
 
 Cell = tuple[np.ndarray, str]  # an image (H, W) or (H, W, 3) and its colour map
 # Images are [0, 1] arrays (N, H, W), or (N, H, W, 3) for colour, as `aebench.train.display.to_images` makes them.
@@ -39,6 +43,7 @@ class Reconstructions:
     originals: np.ndarray
     rows: Sequence[tuple[str, float, np.ndarray]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class LatentSpace:
     class_names: Sequence[str]
     panels: Sequence[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class LatentGrid:
 
     panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class Interpolation:
     ts: np.ndarray
     rows: Sequence[tuple[str, str, str, np.ndarray, np.ndarray]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Arithmetic:
 
     rows: Sequence[tuple[str, tuple[str, str, str], np.ndarray, np.ndarray]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ class FeatureMaps:
 
     rows: Sequence[tuple[str, np.ndarray, np.ndarray]]
     note: str = ""
+    dataset: str = ""  # its name in the store (fashion-mnist), for the title
 
 
 # ---- drawing: arrays in, Figure out ----
@@ -146,7 +156,9 @@ def plot_image_rows(
 
 
 def plot_latent_space(
-    panels: Sequence[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]], class_names: Sequence[str]
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]],
+    class_names: Sequence[str],
+    title: str = "",
 ) -> Figure:
     """Test-set codes of 2-d latent models coloured by class; a dashed box marks the decoded grid's range.
 
@@ -155,7 +167,7 @@ def plot_latent_space(
     """
     fig = new_figure(5.2 * len(panels) + 1.8, 5.0)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    colors = _colors(len(class_names))
+    colors = palette(len(class_names))
     for ax, (name, codes, labels, box) in zip(axes, panels, strict=True):
         for k, cname in enumerate(class_names):
             pts = codes[labels == k]
@@ -168,28 +180,36 @@ def plot_latent_space(
         ax.grid(True, alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right upper", markerscale=5, title="class", fontsize="small")
+    if title:
+        fig.suptitle(title)
     return fig
 
 
-def plot_latent_grid(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Figure:
+def plot_latent_grid(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str = "") -> Figure:
     """Images decoded from an even grid over the latent plane, placed where their codes lie.
 
     Args:
         panels: (config label, mosaic (steps*H, steps*W) with the highest z2 on top, z1 values, z2 values top
-            to bottom). Drawn in pixels so every decoded image stays square; the ticks give the z values.
+            to bottom). Every decoded image stays square; the axes are in z, with round ticks.
     """
-    fig = new_figure(5.4 * len(panels) + 0.4, 6.0)
+    fig = new_figure(5.4 * len(panels) + 0.4, 6.4 if title else 6.0)
     fig.set_layout_engine("compressed")  # made for grids of fixed-aspect axes such as images
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (name, mosaic, z1, z2) in zip(axes, panels, strict=True):
-        ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        cell_w, cell_h = mosaic.shape[1] / len(z1), mosaic.shape[0] / len(z2)
-        ticks = range(0, len(z1), 3)
-        ax.set_xticks([(i + 0.5) * cell_w for i in ticks], [f"{z1[i]:.3g}" for i in ticks])
-        ax.set_yticks([(i + 0.5) * cell_h for i in ticks], [f"{z2[i]:.3g}" for i in ticks])
+        # Each decoded image spans one grid step around its z; the axes count in z, so ticks fall on round values.
+        step1 = (z1[-1] - z1[0]) / (len(z1) - 1) if len(z1) > 1 and z1[-1] != z1[0] else 1.0
+        step2 = (z2[0] - z2[-1]) / (len(z2) - 1) if len(z2) > 1 and z2[0] != z2[-1] else 1.0
+        extent = (z1[0] - step1 / 2, z1[-1] + step1 / 2, z2[-1] - step2 / 2, z2[0] + step2 / 2)
+        cells = (mosaic.shape[1] / len(z1)) / (mosaic.shape[0] / len(z2))  # a cell's width over its height
+        ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", extent=extent,
+                  aspect=step1 / step2 / cells)  # fmt: skip
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
         ax.set_title(name)
         ax.set_xlabel("z₁")
         ax.set_ylabel("z₂")
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -200,10 +220,17 @@ def _gray(images: np.ndarray) -> list[Cell]:
     return [(img, "gray") for img in images]
 
 
+def _images(dataset: str, many: bool = True) -> str:
+    """'Fashion-MNIST test images' for a title; 'test images' when the record does not say."""
+    name = DATASET_TITLES.get(dataset, dataset)
+    return f"{name} test image{'s' if many else ''}" if name else f"test image{'s' if many else ''}"
+
+
 def reconstructions(a: Reconstructions) -> tuple[Figure, str]:
     rows = [("original", _gray(a.originals))]
     rows += [(f"{label}\nMSE {mse:.4f}", _gray(recon)) for label, mse, recon in a.rows]
-    fig = plot_image_rows(rows, a.class_names)
+    title = f"Reconstructions of {_images(a.dataset)}: originals on top, one config a row below"
+    fig = plot_image_rows(rows, a.class_names, title)
     return fig, (
         f"Reconstructions: the first test image of each class (top) and each config's reconstruction "
         f"of it below, best test MSE first{a.note}."
@@ -211,7 +238,7 @@ def reconstructions(a: Reconstructions) -> tuple[Figure, str]:
 
 
 def latent_space(a: LatentSpace) -> tuple[Figure, str]:
-    fig = plot_latent_space(a.panels, a.class_names)
+    fig = plot_latent_space(a.panels, a.class_names, f"Codes of all {_images(a.dataset)} in each 2-d latent space")
     return fig, (
         f"Latent space (Exercise 2): the codes of all {len(a.panels[0][2]):,} test images of each 2-d latent "
         f"config, coloured by class; the dashed box is the range decoded in the latent grid{a.note}."
@@ -224,7 +251,9 @@ def latent_grid(a: LatentGrid) -> tuple[Figure, str]:
         h, w = images.shape[1:3]
         mosaic = images.reshape(len(z2), len(z1), h, w).transpose(0, 2, 1, 3).reshape(len(z2) * h, -1)
         panels.append((name, mosaic, z1, z2))
-    fig = plot_latent_grid(panels)
+    trained = DATASET_TITLES.get(a.dataset, a.dataset)
+    title = "Images decoded from an even grid over each 2-d latent plane" + (f" ({trained} models)" if trained else "")
+    fig = plot_latent_grid(panels, title)
     _, _, z1, z2 = a.panels[0]
     return fig, (
         f"Latent grid (Exercise 2c): images decoded from a {len(z1)}×{len(z2)} grid over the "
@@ -237,7 +266,8 @@ def interpolation(a: Interpolation) -> tuple[Figure, str]:
         (f"{label}\n{start} → {end}", [(ends[0], "gray"), *_gray(images), (ends[1], "gray")])
         for label, start, end, ends, images in a.rows
     ]
-    fig = plot_image_rows(rows, ["x₁", *[f"t={t:.2g}" for t in a.ts], "x₂"])
+    title = f"Interpolation between two {_images(a.dataset)}: decoded (1−t)·z₁ + t·z₂"
+    fig = plot_image_rows(rows, ["x₁", *[f"t={t:.2g}" for t in a.ts], "x₂"], title)
     return fig, (
         f"Interpolation (Exercise 3): decoded z = (1-t)·z₁ + t·z₂ between the codes of two test "
         f"images (originals at both ends), per config{a.note}."
@@ -249,7 +279,8 @@ def latent_arithmetic(a: Arithmetic) -> tuple[Figure, str]:
         (f"{label}\n{x} + {y} − {z}", [*_gray(originals), *_gray(decoded)])
         for label, (x, y, z), originals, decoded in a.rows
     ]
-    fig = plot_image_rows(rows, ["x₁", "x₂", "x₃", "dec(z₁)", "dec(z₂)", "dec(z₃)", "dec(z₁+z₂−z₃)"])
+    title = f"Latent arithmetic on {_images(a.dataset)}: z₁ + z₂ − z₃ decoded"
+    fig = plot_image_rows(rows, ["x₁", "x₂", "x₃", "dec(z₁)", "dec(z₂)", "dec(z₃)", "dec(z₁+z₂−z₃)"], title)
     return fig, (
         f"Latent arithmetic (Exercise 2d): three test images, their reconstructions, and "
         f"z₁ + z₂ − z₃ decoded, per config{a.note}."
@@ -267,7 +298,11 @@ def feature_maps(a: FeatureMaps) -> tuple[Figure, str]:
             name = f"{label}\n" if start == 0 else ""
             channels = f"{size} maps, ch {start}-{start + len(part) - 1}"
             rows.append((name + channels, [lead, *[(m, "viridis") for m in part]]))
-    fig = plot_image_rows(rows, ["input"])
+    fig = plot_image_rows(rows, ["input"], f"First conv layer's feature maps of one {_images(a.dataset, False)}")
+    scale = ScalarMappable(Normalize(0.0, 1.0), "viridis")
+    bar = fig.colorbar(scale, ax=fig.axes[0], shrink=min(1.0, 3.0 / len(rows)), aspect=12, pad=0.02, ticks=[0, 1])
+    bar.ax.set_yticklabels(["lowest", "highest"], fontsize="small")
+    bar.set_label("activation, each map\nscaled to its own range", fontsize="small")
     return fig, (
         f"Feature maps: the first conv layer's output channels (after its activation; yellow is "
         f"high, each map scaled on its own) for one test image, per conv config{a.note}."

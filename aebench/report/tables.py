@@ -7,13 +7,14 @@ Everything here returns plain strings and DataFrames; escaping them is the pages
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from aebench.columns import COLUMNS, CONFIG, axis_label, config_label, missing, plain
 from aebench.config import DEPTHS
+from aebench.report.stats import Answer, answer
 
 # Axes a config is labelled by, each value rendered short; `seed` is what a config averages over.
 AXES = tuple(c for c in CONFIG if c != "seed")
@@ -83,23 +84,70 @@ def _cell(metric: str, mean: Any, std: Any) -> str:
     return text
 
 
-def _best_rows(configs: pd.DataFrame, metric: str) -> set[int]:
+# How a model was trained rather than what it is: configs are ranked only against others that share these (a run
+# on 2,000 images or for fewer epochs is not "worse" than a full one, just trained less).
+SETTINGS = ("dataset", "train_size", "epochs", "precision", "step")
+SPEED = {"train_samples_per_s", "infer_samples_per_s", "epoch_seconds", "peak_mem_mb"}  # also per device
+
+
+def _key(configs: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    present = [c for c in columns if c in configs.columns]
+    return pd.Series([tuple(plain(v) if not missing(v) else "" for v in row) for row in configs[present].itertuples(
+        index=False)], index=configs.index, dtype=object)  # fmt: skip
+
+
+def comparable(configs: pd.DataFrame) -> tuple[set[int], str | None]:
+    """The configs that are ranked against each other (those sharing the most common training settings; ties
+    go to the full training set, then the longest training) and, when others exist, a sentence saying why
+    they are left out of the ranking."""
+    keys = _key(configs, SETTINGS)
+    if keys.nunique() <= 1:
+        return set(configs.index), None
+
+    def preference(key: tuple[str, ...]) -> tuple[int, int, float]:
+        rows = configs[keys == key].iloc[0]
+        full = int(missing(rows.get("train_size")))
+        return (int((keys == key).sum()), full, float(rows.get("epochs") or 0))
+
+    chosen = max(keys.unique(), key=preference)
+    ranked = set(configs.index[keys == chosen])
+    first = configs.loc[min(ranked)]
+    shared = ", ".join(f"{s.replace('_', ' ')} {plain(first[s]) if not missing(first[s]) else 'all'}"
+                       for s in SETTINGS if s in configs.columns)  # fmt: skip
+    others = ", ".join(str(configs.loc[i, "label"]) for i in configs.index if i not in ranked)
+    return ranked, f"best is marked among the {len(ranked)} configs trained with {shared}; not ranked: {others}"
+
+
+def _ranked(configs: pd.DataFrame, metric: str, pool: set[int]) -> pd.DataFrame:
+    """The configs of `pool` that compete on `metric`: for a speed, only those measured on the pool's most common
+    device (two machines' samples/s are not one race)."""
+    part = configs.loc[sorted(pool)]
+    if metric in SPEED and "device_name" in part.columns and part["device_name"].nunique() > 1:
+        part = part[part["device_name"] == part["device_name"].mode().iloc[0]]
+    return part
+
+
+def _best_rows(configs: pd.DataFrame, metric: str, pool: set[int]) -> set[int]:
     better = COLUMNS[metric].better
-    values = pd.to_numeric(configs[metric], errors="coerce")
+    part = _ranked(configs, metric, pool)
+    values = pd.to_numeric(part[metric], errors="coerce")
     if better is None or values.isna().all() or values.nunique() < 2:
         return set()
     target = values.min() if better == "min" else values.max()
-    return set(configs.index[values == target])
+    return set(part.index[values == target])
 
 
-def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The per-config table as display strings, a same-shaped mask of the best cells, and best per question."""
+def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[Answer], str | None]:
+    """The per-config table as display strings (mean ± 95% CI over seeds), a same-shaped mask of the best cells,
+    the best config per question with how sure it is, those answers as records, and why some configs are not
+    ranked (None when all are)."""
     axes = configs.attrs.get("axes") or varying_axes(configs)
     shown = {a: a.replace("_", " ") for a in axes}
     table = pd.DataFrame({h: [axis_label(a, v) or "-" for v in configs[a]] for a, h in shown.items()})
     table["seeds"] = configs["seeds"].astype(str)
     best = pd.DataFrame(False, index=table.index, columns=table.columns)
     metrics = [m for m in TABLE_METRICS if m in configs.columns and configs[m].notna().any()]
+    pool, note = comparable(configs)
     # Off CUDA, peak memory is the process's peak RSS, which only grows over a grid run in one
     # process: shown for what it is, but no config "wins" it.
     gpu_memory = "device" in configs.columns and set(configs["device"]) == {"cuda"}
@@ -107,36 +155,43 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
         header = COLUMNS[metric].header
         if metric == "peak_mem_mb" and not gpu_memory:
             header = "peak RSS (MB)"
-        table[header] = [_cell(metric, m, s) for m, s in zip(configs[metric], configs[f"{metric}_std"], strict=True)]
+        spread = configs.get(f"{metric}_ci95", pd.Series(math.nan, index=configs.index))
+        table[header] = [_cell(metric, m, s) for m, s in zip(configs[metric], spread, strict=True)]
         marked = metric != "peak_mem_mb" or gpu_memory
-        best[header] = table.index.isin(_best_rows(configs, metric)) if marked else False
+        best[header] = table.index.isin(_best_rows(configs, metric, pool)) if marked else False
         if metric == "test_mse":
-            ratio = configs["test_mse"] / configs["test_mse"].min()
+            ratio = configs["test_mse"] / configs.loc[sorted(pool), "test_mse"].min()
             table["MSE ×best"] = [f"{r:.2f}" if not missing(r) else "-" for r in ratio]
             best["MSE ×best"] = best[header]
-    rows = []
+    found: list[Answer] = []
     for question, metric in QUESTIONS:
-        winners = sorted(_best_rows(configs, metric))
-        if metric in metrics and winners:
-            header = COLUMNS[metric].header
-            names = ", ".join(str(configs.loc[i, "label"]) for i in winners)
-            value = f"{table.loc[winners[0], header]} {header}"
-            rows.append({"question": question, "best config": names, "value": value})
-    answers = pd.DataFrame(rows, columns=["question", "best config", "value"])
-    return table, best, answers
+        better = COLUMNS[metric].better
+        if metric not in metrics or better is None:
+            continue
+        part = _ranked(configs, metric, pool)
+        values = part.get(f"{metric}_values", pd.Series([[v] for v in part[metric]], index=part.index))
+        got = answer(question, metric, better, [(str(part.loc[i, "label"]), values[i]) for i in part.index])
+        if got is not None:
+            found.append(got)
+    answers = pd.DataFrame(
+        [{"question": a.question, "best config": a.best,
+          "mean ± 95% CI": f"{_cell(a.metric, a.mean, a.ci95)} {COLUMNS[a.metric].header}",
+          "runner-up": a.runner_up or "-",
+          "p (Welch)": "-" if a.p_value is None else f"{a.p_value:.3g}",
+          "settled": "yes" if a.settled else a.sentence().removeprefix(f"not settled: {a.best} leads ")}
+         for a in found],
+        columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "settled"],
+    )  # fmt: skip
+    return table, best, answers, found, note
 
 
 def _best(part: pd.DataFrame, key: str, fmt: str = "{}") -> str:
-    """'best: medium', or '..., within seed noise of deep' where the runner-up is less than one std behind."""
-    ranked = part.sort_values("test_mse", kind="stable")
-    top = ranked.iloc[0]
-    text = f"best: {fmt.format(plain(top[key]))}"
-    if len(ranked) > 1:
-        second = ranked.iloc[1]
-        stds = [v for v in (top.get("test_mse_std"), second.get("test_mse_std")) if not missing(v)]
-        if stds and second["test_mse"] - top["test_mse"] < max(stds):
-            text += f", within seed noise of {fmt.format(plain(second[key]))}"
-    return text
+    """'best: medium, ahead of deep (p = 0.01)', or 'not settled: ...' with the seeds that would likely settle it."""
+    named = [(fmt.format(plain(r[key])), r.get("test_mse_values") or [r["test_mse"]]) for _, r in part.iterrows()]
+    got = answer("", "test_mse", "min", named)
+    if got is None:
+        return "no runs"
+    return got.sentence() if got.runner_up is not None and not got.settled else f"best: {got.sentence()}"
 
 
 def findings(configs: pd.DataFrame) -> list[str]:

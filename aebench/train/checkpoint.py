@@ -13,7 +13,7 @@ from typing import IO, Any
 import torch
 
 from aebench.config import RunConfig
-from aebench.errors import AebenchError, first_line
+from aebench.errors import AebenchError, NoSpace, Unwritable, first_line, no_space
 from aebench.models.base import Autoencoder
 from aebench.models.registry import create_model
 
@@ -21,10 +21,44 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 
 
+def check_writable(folder: str | Path, flag: str, given: str | Path | None = None) -> Path:
+    """Refuse, before any work, a folder aebench would write into that cannot be: `folder` (or the first
+    of its parents that exists) is a file, or a folder this process may not write. Missing folders are
+    fine: they are created when written to. Every writer checks its folders here, so each refusal reads
+    the same: `--results r: r/runs is a file, not a folder`.
+
+    Args:
+        folder: where files will be written.
+        flag: the option that chose it, for the message (`--results`, `--out`).
+        given: the option's own value when `folder` lies under it (`<results>/runs`); default `folder`.
+    """
+    folder = Path(folder)
+    head = f"{flag} {given if given is not None else folder}"
+    probe = folder
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        if probe == folder:
+            raise Unwritable(f"{head}: {folder} is a file, not a folder")
+        raise Unwritable(f"{head}: {probe} is a file, so no folder can be made under it")
+    if not probe.exists():
+        raise Unwritable(f"{head}: {probe} is a broken link")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == folder else f" (to create {folder} in)"
+        raise Unwritable(f"{head}: no permission to write to the folder {probe}{where}")
+    return folder
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file.
+
+    A full disk raises `NoSpace` naming `path`, with nothing left behind (the old file, if any, stays).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise no_space(exc, path) or exc from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -32,8 +66,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        full = no_space(exc, path)
+        if full is not None:
+            raise NoSpace(path) from None
         raise
 
 

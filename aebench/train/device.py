@@ -35,12 +35,25 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def cpu_model() -> str:
+    """The CPU's model name ('AMD EPYC', 'Intel(R) Xeon(R) Platinum 8480+'), which speed depends on; the
+    architecture where the system does not say."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
+    """What a run's speed was measured on: the GPU's name, or the CPU's model and the threads torch used."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+    return f"{cpu_model()} CPU ({torch.get_num_threads()} threads)"
 
 
 def git_commit() -> str | None:

@@ -26,6 +26,7 @@ from aebench.train.accel.device_tuning import tuned
 from aebench.train.device import device_name, git_commit, resolve_device
 from aebench.train.loop import EpochRecord, Progress, train_epochs
 from aebench.train.pretrain import greedy_pretrain, pretrain_steps
+from aebench.train.speed import solo_speed
 from aebench.train.stacked import train_stacked
 
 
@@ -66,33 +67,44 @@ def measure(
     started: datetime,
     wall_start: float,
     stack_size: int = 1,
+    cuda_graph: bool = True,
 ) -> dict[str, Any]:
-    """Everything a run records after training: quality, size, cost, speed, provenance."""
+    """Everything a run records after training: quality, size, cost, speed, provenance.
+
+    Speed is the model's alone (`aebench.train.speed`), whether it trained alone or in a stack; a
+    stacked run also records the stack's own figures from its epoch timers, under `stack_*`.
+    """
     from aebench.train import metrics  # deferred for start-up time: torchmetrics and scipy load when a run is measured
 
     dev = x_train.device
     with tuned(model, dev):  # measured with the kernel choices it trained with
-        return {
+        figures: dict[str, Any] = {
             **metrics.reconstruction(model, x_test),
             **metrics.sizes(model),
             "flops_per_sample": metrics.flops_per_sample(model),
-            **metrics.throughput([r.seconds for r in records], len(x_train)),
             **metrics.inference_throughput(model, x_test, config.batch_size, config.precision),
             "probe_acc": metrics.probe_accuracy(
                 model, x_train, ds.train.labels[: len(x_train)], x_test, ds.test.labels
             ),
             "peak_mem_mb": metrics.peak_memory_mb(dev),
-            "stack_size": stack_size,
-            "cuda_graph": any(r.cuda_graph for r in records),
-            "device": dev.type,
-            "device_name": device_name(dev),
-            "torch_version": torch.__version__,
-            "git_commit": git_commit(),
-            "host": platform.node(),
-            "pid": os.getpid(),
-            "started_at": started.isoformat(timespec="seconds"),
-            "wall_seconds": time.perf_counter() - wall_start,
         }
+    figures.update(solo_speed(model, config, x_train, cuda_graph))
+    figures["stack_size"] = stack_size
+    if stack_size > 1:
+        stack = metrics.throughput([r.seconds for r in records], len(x_train))
+        figures["stack_epoch_seconds"] = stack["epoch_seconds"]
+        figures["stack_samples_per_s"] = stack_size * stack["train_samples_per_s"]  # every model's samples
+    return {
+        **figures,
+        "device": dev.type,
+        "device_name": device_name(dev),
+        "torch_version": torch.__version__,
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - wall_start,
+    }
 
 
 def run_one(
@@ -124,18 +136,19 @@ def run_one(
         steps += offset
         greedy_pretrain(
             model, x_train, epochs=spec.pretrain_epochs, lr=config.lr, batch_size=config.batch_size,
-            generator=generator, progress=progress, total_steps=steps,
+            generator=generator, progress=progress, total_steps=steps, written_step=config.step != "autograd",
         )  # fmt: skip
     records = train_epochs(
         model, x_train, x_test,
         loss=config.loss, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
         generator=generator, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
         lr_schedule=config.lr_schedule, progress=progress, step_offset=offset, total_steps=steps,
-        precision=config.precision, cuda_graph=cuda_graph,
+        precision=config.precision, cuda_graph=cuda_graph, written_step=config.step != "autograd",
     )  # fmt: skip
     if progress is not None:
         progress(steps, steps, "measuring")
-    return RunResult(config, model, records, measure(model, config, records, ds, x_train, x_test, started, wall_start))
+    figures = measure(model, config, records, ds, x_train, x_test, started, wall_start, cuda_graph=cuda_graph)
+    return RunResult(config, model, records, figures)
 
 
 def run_stack(
@@ -164,8 +177,9 @@ def run_stack(
         weight_decays=[c.weight_decay for c in configs], precision=first.precision, progress=progress,
         cuda_graph=cuda_graph,
     )  # fmt: skip
+    k = len(configs)
     return [
         r if isinstance(r, Diverged)
-        else RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, len(configs)))
+        else RunResult(c, m, r, measure(m, c, r, dataset, x_train, x_test, started, wall_start, k, cuda_graph))
         for c, m, r in zip(configs, models, records, strict=True)
     ]  # fmt: skip

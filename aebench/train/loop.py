@@ -20,7 +20,7 @@ from torch import nn
 from aebench.errors import Diverged
 from aebench.train.accel import mlp_step, onednn
 from aebench.train.accel.cuda_graph import StepRunner
-from aebench.train.accel.device_tuning import tuned
+from aebench.train.accel.device_tuning import denormals_flushed, tuned
 from aebench.train.device import synchronize
 
 # progress(completed_steps, total_steps, message)
@@ -109,6 +109,20 @@ class TrainingStep:
     runner: StepRunner
     optimizer: torch.optim.Optimizer
     running: torch.Tensor  # the summed batch losses since it was last zeroed, on the device
+    step: str = "autograd"  # the engine path: "written" (the MLP chain rule written out) or "autograd"
+    onednn: bool = False  # whether some of the step's products go through oneDNN (CPU)
+    flush_denormal: bool = False  # whether denormals were flushed to zero while it ran (CPU)
+
+
+def onednn_products(model: nn.Module, batch: int, precision: str, written: bool) -> bool:
+    """Whether the step takes any product through oneDNN: the rule `onednn.worth_it` (fp32, large products)
+    on either path, and under bf16 every product of the written step where oneDNN has bf16."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if written and precision == "bf16":
+        return bool(linears) and onednn.available(torch.bfloat16)
+    if precision != "fp32":
+        return False  # the autograd step lends oneDNN under fp32 only
+    return any(onednn.worth_it(batch, m.in_features, m.out_features, torch.float32) for m in linears)
 
 
 @contextmanager
@@ -143,6 +157,7 @@ def training_step(
     running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
     with ExitStack() as scope:
         scope.enter_context(tuned(model, device))  # undone when the step ends: the caller's model is given back
+        flushed = scope.enter_context(denormals_flushed(device))  # and the CPU's denormal setting as it was
         layers = mlp_step.written_layers(model, x_train, loss) if written_step else None
         step: Callable[[torch.Tensor], None]
         if layers is not None:
@@ -169,8 +184,11 @@ def training_step(
                 opt.step()
                 running.add_(batch_loss.detach() * len(idx))  # stays on the device: no sync per step
 
-        runner = StepRunner(step, (min(batch_size, len(x_train)),), device, graph=cuda_graph)
-        yield TrainingStep(runner, opt, running)
+        batch = min(batch_size, len(x_train))
+        runner = StepRunner(step, (batch,), device, graph=cuda_graph)
+        written = layers is not None
+        uses_onednn = device.type == "cpu" and onednn_products(model, batch, precision, written)
+        yield TrainingStep(runner, opt, running, "written" if written else "autograd", uses_onednn, flushed)
 
 
 def train_epochs(

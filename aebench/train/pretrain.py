@@ -44,6 +44,7 @@ def greedy_pretrain(
     generator: torch.Generator,
     progress: Progress | None = None,
     total_steps: int | None = None,
+    written_step: bool = True,
 ) -> None:
     pairs = _pairs(model)
     act = _hidden_activation(model)
@@ -59,7 +60,7 @@ def greedy_pretrain(
         train_epochs(
             layer_ae, h, None, loss="mse", lr=lr, batch_size=batch_size, epochs=epochs, generator=generator,
             progress=progress, step_offset=i * steps_per_layer, total_steps=total_steps,
-            label=f"pretrain layer {i + 1}/{len(pairs)}",
+            label=f"pretrain layer {i + 1}/{len(pairs)}", written_step=written_step,
         )  # fmt: skip
         with torch.no_grad():  # codes for the next layer, computed once for the whole set
             h = torch.cat([(enc(c) if last else act(enc(c))) for c in h.split(4096)])

@@ -24,6 +24,7 @@ from torch.func import functional_call, stack_module_state
 from aebench.config import RunConfig
 from aebench.errors import Diverged
 from aebench.train.accel.cuda_graph import StepRunner
+from aebench.train.accel.device_tuning import denormals_flushed
 from aebench.train.device import synchronize
 from aebench.train.loop import (
     LOSSES,
@@ -169,29 +170,30 @@ def train_stacked(
     runner = StepRunner(step, (k, min(batch_size, n)), device, graph=cuda_graph)
     records: list[list[EpochRecord]] = [[] for _ in models]
     diverged: dict[int, Diverged] = {}
-    for epoch in range(1, epochs + 1):
-        running.zero_()
-        synchronize(device)
-        start = time.perf_counter()
-        orders = torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])  # (K, n)
-        for step_no, idx in enumerate(orders.split(batch_size, dim=1), 1):
-            runner(idx)
-            if progress is not None and step_no % PROGRESS_EVERY == 0:
-                progress((epoch - 1) * steps + step_no, steps * epochs, f"stack of {k}: epoch {epoch}/{epochs}")
-        synchronize(device)
-        seconds = time.perf_counter() - start
-        _write_back(models, params, buffers)
-        train_losses = (running / n).tolist()
-        for i, model in enumerate(models):
-            if i in diverged:
-                continue
-            test_loss = _evaluate(model, x_test, LOSSES[losses[i]]) if x_test is not None else math.nan
-            if (blown := divergence(epoch, train_losses[i], test_loss, x_test is not None)) is not None:
-                diverged[i] = blown
-                continue
-            records[i].append(EpochRecord(epoch, train_losses[i], test_loss, seconds, lrs[i], runner.captured))
-        if len(diverged) == k:
-            break
+    with denormals_flushed(device):  # as a run alone trains (`aebench.train.loop.training_step`)
+        for epoch in range(1, epochs + 1):
+            running.zero_()
+            synchronize(device)
+            start = time.perf_counter()
+            orders = torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])  # (K, n)
+            for step_no, idx in enumerate(orders.split(batch_size, dim=1), 1):
+                runner(idx)
+                if progress is not None and step_no % PROGRESS_EVERY == 0:
+                    progress((epoch - 1) * steps + step_no, steps * epochs, f"stack of {k}: epoch {epoch}/{epochs}")
+            synchronize(device)
+            seconds = time.perf_counter() - start
+            _write_back(models, params, buffers)
+            train_losses = (running / n).tolist()
+            for i, model in enumerate(models):
+                if i in diverged:
+                    continue
+                test_loss = _evaluate(model, x_test, LOSSES[losses[i]]) if x_test is not None else math.nan
+                if (blown := divergence(epoch, train_losses[i], test_loss, x_test is not None)) is not None:
+                    diverged[i] = blown
+                    continue
+                records[i].append(EpochRecord(epoch, train_losses[i], test_loss, seconds, lrs[i], runner.captured))
+            if len(diverged) == k:
+                break
     return [diverged.get(i, r) for i, r in enumerate(records)]
 
 

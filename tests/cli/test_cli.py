@@ -52,7 +52,8 @@ def test_train_prints_a_summary_and_json(tmp_results: Path) -> None:
                              "--latent-dim", "8", *QUICK, "--results", str(tmp_results), "--json"])  # fmt: skip
     record = json.loads(js.stdout)
     assert record["skipped"] is True and record["downsample"] == "stride" and record["latent_size"] == 8
-    assert len(record["epochs"]) == 1 and record["epochs"][0]["train_loss"] > 0
+    assert record["epochs"] == 1  # the count, as in runs.csv; the per-epoch losses are the curve
+    assert len(record["curve"]) == 1 and record["curve"][0]["train_loss"] > 0
 
 
 def test_a_diverged_run_exits_1_without_an_error_line(tmp_results: Path) -> None:
@@ -103,7 +104,7 @@ def test_dry_run_writes_nothing(tmp_results: Path) -> None:
 BAD_INPUTS = [
     (["compare", "--archs", "fc,cnn"], "unknown arch 'cnn'; choose from: conv, fc"),
     (["compare", "--depths", "huge"], "--depths: unknown value 'huge'"),
-    (["compare", "--datasets", "cifar10"], "--datasets: unknown value 'cifar10'"),
+    (["compare", "--datasets", "cifar10"], "unknown dataset 'cifar10'; choose from: mnist, fashion-mnist, kmnist"),
     (["compare", "--activations", "swish"], "--activations: unknown value 'swish'"),
     (["compare", "--losses", "huber"], "--losses: unknown value 'huber'"),
     (["compare", "--archs", "conv", "--downsample", "avg"], "--downsample: unknown value 'avg'"),
@@ -141,7 +142,13 @@ def test_unwritable_results_is_refused_before_training(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     res = runner.invoke(app, ["train", "--arch", "seed-conv", *QUICK, "--results", str(blocker / "r")])
-    assert res.exit_code == 2 and "cannot write there" in res.stderr
+    assert res.exit_code == 2 and res.stderr == (
+        f"aebench: error: --results {blocker / 'r'}: {blocker} is a file, so no folder can be made under it\n"
+    )
+    res = runner.invoke(app, ["train", "--arch", "seed-conv", *QUICK, "--results", str(blocker)])
+    assert res.exit_code == 2
+    assert res.stderr == f"aebench: error: --results {blocker}: {blocker} is a file, not a folder\n"
+    assert blocker.read_text() == "x"
 
 
 def test_debug_shows_the_traceback(tmp_results: Path) -> None:

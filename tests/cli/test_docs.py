@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,44 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert len(commands) >= 2
     assert "aebench compare --depths shallow,medium,deep" in commands[0]
     assert commands[1].endswith("python -m pytest") and commands[1] in ci
+    # Each setup activates the environment before its first bare command, so the README's examples (a bare
+    # `aebench`, `pytest`, `ray`, `mlflow`) run as written in the shell the setup ran in.
+    for command in commands[:2]:
+        steps = [step.strip() for step in command.split("&&")]
+        activate = steps.index(". .venv/bin/activate")
+        assert steps[activate - 1] == "python3 -m venv .venv"
+        assert all(step.split()[0] in ("apt-get", "python3") for step in steps[:activate])
+
+
+def _readme_aebench_commands() -> list[str]:
+    """Every `aebench ...` command in the README's indented code lines (`a && b` counts as two), comments cut."""
+    found = []
+    for line in re.findall(r"^    (\S.*)$", README, re.M):
+        for part in line.split("&&"):
+            words = shlex.split(part, comments=True)
+            if words and words[0] in ("aebench", ".venv/bin/aebench"):
+                found.append(shlex.join(words))
+    return found
+
+
+README_COMMANDS = _readme_aebench_commands()
+
+
+def test_the_readme_shows_the_commands() -> None:
+    assert len(README_COMMANDS) >= 15
+    assert {c.split()[1] for c in README_COMMANDS} >= {"compare", "train", "report", "bench", "export"}
+
+
+@pytest.mark.parametrize("command", README_COMMANDS)
+def test_every_readme_command_parses(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each example's arguments are parsed as written, nothing trained: `compare` as a dry run (its whole grid is
+    checked), every other command with `--help` (an unknown option still fails)."""
+    monkeypatch.chdir(tmp_path)  # a dry run reads ./results if there is one: here there is none
+    args = shlex.split(command)[1:]
+    args.append("--dry-run" if args[0] == "compare" and "--dry-run" not in args else "--help")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, f"{command}: {res.output}"
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_help_starts_without_torch_and_both_entry_points_work() -> None:

@@ -216,9 +216,10 @@ def _store_of_schema_1(results: Path) -> list[tuple[object, ...]]:
         store.claim(cfg)
         store.finish(cfg, "done", {"test_mse": 0.0123})
         later = ("heartbeat_at", "precision", "infer_samples_per_s_min", "infer_samples_per_s_max", "stack_size",
-                 "cuda_graph")  # fmt: skip
+                 "cuda_graph", "step", "timed_steps", "engine_step", "onednn", "stack_samples_per_s",
+                 "stack_epoch_seconds", "machine", "flush_denormal")  # fmt: skip
         for column in later:
-            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2, 3 and 4
+            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 to 5
         store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         return store.conn.execute("SELECT run_id, status, test_mse FROM runs").fetchall()
 
@@ -233,6 +234,8 @@ def test_older_schema_is_migrated_after_a_backup(tmp_results: Path) -> None:
         assert store.runs()["precision"].tolist() == ["fp32"]
         assert store.runs()["cuda_graph"].tolist() == [0]
         assert store.runs()["test_mse"].tolist() == [0.0123]
+        assert store.runs()["step"].tolist() == ["auto"]  # schema 5: every earlier run took the default step
+        assert store.runs()["engine_step"].isna().all()  # and its speed is the old epoch-timer figure, told apart
     [backup] = tmp_results.glob(f"{DB_NAME}.schema1-*.bak")
     with sqlite3.connect(backup) as old:  # the backup is the store as it was: schema 1, same rows
         assert old.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"

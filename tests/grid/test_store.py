@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aebench.config import RunConfig, model_spec
-from aebench.errors import StoreError
+from aebench.errors import NoSpace, StoreError, Unwritable
 from aebench.grid.store import DB_NAME, open_store
 
 CFG = RunConfig(model=model_spec("fc", depth="shallow"), epochs=2)
@@ -122,8 +122,45 @@ def test_missing_store_without_create(tmp_results: Path) -> None:
 def test_unwritable_results_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(StoreError, match="cannot write there"):
+    with pytest.raises(Unwritable, match=f"^--results {blocker / 'results'}: {blocker} is a file, so no folder"):
         open_store(blocker / "results")
+    with pytest.raises(Unwritable, match=f"^--results {blocker}: {blocker} is a file, not a folder$"):
+        open_store(blocker)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "runs").write_text("x")  # where the checkpoints go
+    with pytest.raises(Unwritable, match=f"^--results {tmp_path / 'r'}: {tmp_path / 'r' / 'runs'} is a file"):
+        open_store(tmp_path / "r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "r"] and not (tmp_path / "r" / DB_NAME).exists()
+
+
+class _FullDisk:
+    """A connection whose COMMIT fails as SQLite's does when the disk is full; everything else is the real one."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise exc
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+def test_a_full_disk_rolls_the_write_back_and_says_so(tmp_results: Path) -> None:
+    with open_store(tmp_results) as store:
+        store.claim(CFG)
+        real = store.conn
+        store.conn = _FullDisk(real)  # type: ignore[assignment]
+        with pytest.raises(NoSpace, match=f"^no space left on device writing {tmp_results / DB_NAME}$"):
+            store.finish(CFG, "done", {"test_mse": 0.1}, [{"epoch": 1, "train_loss": 0.2, "test_loss": 0.1,
+                                                            "seconds": 1.0, "lr": 1e-3}])  # fmt: skip
+        store.conn = real
+        assert not real.in_transaction
+        assert store.status(CFG.run_id) == "running" and store.epochs(CFG.run_id).empty  # as before the write
 
 
 def test_heartbeat_renews_this_process_claims_in_one_call(tmp_results: Path) -> None:

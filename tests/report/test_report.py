@@ -101,6 +101,8 @@ def test_report_writes_csv_pages_and_plots(results: Path, full: tuple[Path, str]
     for text in (stdout, md, page):
         assert "mse_by_depth" in text and "only one depth (shallow)" in text
         assert "stride_vs_pool" in text
+    assert "stride_vs_pool: only pool in the selected conv runs; draw it with aebench compare --archs conv " \
+        "--downsample pool,stride" in stdout
     assert "test MSE" in stdout and "wrote" in stdout
 
 
@@ -155,6 +157,7 @@ def test_only_and_format_restrict_what_is_written(results: Path, tmp_path: Path)
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".aebench-report.json",  # what this report wrote: the next one here removes those, and only those
         "epochs.csv",
         "pareto_params.png",
         "pareto_params.svg",
@@ -177,11 +180,44 @@ def test_left_out_runs_are_counted_and_strings_are_escaped(results: Path, tmp_pa
     res = runner.invoke(app, ["report", "--results", str(copy), "--only", "throughput"])
     assert res.exit_code == 0, res.output
     assert "Left out (not done): 1 failed" in res.stdout
-    out = copy / "report"
+    out = copy / "report-throughput"  # a partial report (--only) goes beside the full one
     assert len(pd.read_csv(out / "runs.csv")) == 3
     for page in ((out / "index.html").read_text(), (out / "report.md").read_text()):
         assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<b>out" not in page and "&lt;b&gt;out of memory" in page
+
+
+def test_a_partial_report_never_replaces_the_full_one(results: Path, full: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = full
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    # mse_by_depth cannot be drawn (one depth): the report says why and how to draw it, beside the full one
+    res = runner.invoke(app, ["report", "--results", str(results), "--only", "mse_by_depth"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote 4 files to {results / 'report-mse_by_depth'}" in res.stdout
+    assert "not drawn: mse_by_depth: only one depth (shallow) in the selected runs; draw it with aebench compare " \
+        "--depths shallow,medium,deep" in res.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # the full report: untouched
+    # --where too: its own folder, named by what it selects
+    res = runner.invoke(app, ["report", "--results", str(results), "--where", "arch=conv", "--only", "throughput"])
+    assert res.exit_code == 0 and (results / "report-arch=conv-throughput" / "throughput.png").is_file(), res.output
+    # asked into the full report's folder, a partial report is refused before anything is drawn
+    res = runner.invoke(app, ["report", "--results", str(results), "--out", str(out), "--only", "throughput"])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert res.stderr.startswith(f"aebench: error: --out {out} holds a full report")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+    # in a folder of its own, the next report replaces the files the last one listed, and only those
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("my notes")
+    (mine / "learning_curves.png").write_bytes(b"a picture no report wrote")
+    first = runner.invoke(app, ["report", "--results", str(results), "--out", str(mine), "--only", "throughput"])
+    assert first.exit_code == 0 and (mine / "throughput.png").is_file(), first.output
+    second = runner.invoke(app, ["report", "--results", str(results), "--out", str(mine), "--only", "pareto_params"])
+    assert second.exit_code == 0, second.output
+    assert not (mine / "throughput.png").exists() and (mine / "pareto_params.png").is_file()
+    assert (mine / "notes.md").read_text() == "my notes"
+    assert (mine / "learning_curves.png").read_bytes() == b"a picture no report wrote"
 
 
 def test_pictures_are_skipped_with_a_reason_without_the_dataset(
@@ -273,6 +309,14 @@ def test_plots_with_one_value_on_their_axis_are_skipped_not_empty() -> None:
     pool_only = _configs([{"arch": "conv", "depth": "shallow", "downsample": "pool", "test_mse": 0.02}])
     with pytest.raises(Skipped, match="only pool"):
         plot_stride_vs_pool(pool_only)
+    # a reason is a sentence with the command that draws the plot, never the store's column names
+    fc_only = _configs([{"arch": "fc", "depth": "shallow", "downsample": None, "test_mse": 0.02}])
+    with pytest.raises(Skipped) as why:
+        plot_stride_vs_pool(fc_only)
+    assert str(why.value) == (
+        "no selected run is a conv model, the one with pool or stride; "
+        "draw it with aebench compare --archs conv --downsample pool,stride"
+    )
 
 
 def test_depth_and_stride_plots_draw_from_a_table() -> None:

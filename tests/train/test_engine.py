@@ -28,7 +28,11 @@ def test_seed_models_reach_the_quality_bar_in_two_epochs(fashion_mnist: data.Dat
     assert 0 < m["test_ssim"] < 1 and 0.5 < m["probe_acc"] <= 1  # 10 classes: chance is 0.1
     assert m["params"] == m["encoder_params"] + m["decoder_params"]
     assert m["flops_per_sample"] > 0 and m["train_samples_per_s"] > 0 and m["infer_samples_per_s"] > 0
-    assert m["timed_epochs"] == 1  # the warm-up epoch is excluded
+    # speed: one model alone, in timed windows of the engine's own step, with the path that was timed
+    assert m["timed_steps"] == 50 and m["train_samples_per_s_min"] <= m["train_samples_per_s"]
+    assert m["train_samples_per_s"] <= m["train_samples_per_s_max"] and m["stack_size"] == 1
+    assert m["epoch_seconds"] == pytest.approx(len(fashion_mnist.train.images) / m["train_samples_per_s"])
+    assert m["engine_step"] == ("written" if arch == "seed-ae" else "autograd") and m["cuda_graph"] == 0
 
 
 def test_seeded_runs_repeat_exactly(fashion_mnist: data.Dataset) -> None:

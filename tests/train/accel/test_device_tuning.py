@@ -8,8 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from aebench import data
+from aebench.config import RunConfig, model_spec
 from aebench.models import create_model, list_models
-from aebench.train.accel.device_tuning import MaskDropout, tuned
+from aebench.train.accel.device_tuning import MaskDropout, denormals_flushed, flushing_denormals, tuned
+from aebench.train.engine import run_one
 
 
 def test_mask_dropout_is_dropout() -> None:
@@ -71,3 +74,26 @@ def test_other_devices_are_left_alone() -> None:
     before = [type(m) for m in model.modules()]
     with tuned(model, torch.device("meta")) as same:
         assert same is model and [type(m) for m in model.modules()] == before
+
+
+def test_denormals_are_flushed_while_training_on_a_cpu_and_restored_after() -> None:
+    assert not flushing_denormals()  # torch's default: kept
+    with denormals_flushed(torch.device("cpu")) as flushed:
+        assert flushed == flushing_denormals()  # flushed where the CPU can (every x86 CPU with SSE3 can)
+        assert flushed
+    assert not flushing_denormals()
+    torch.set_flush_denormal(True)  # a caller's own choice is given back too
+    try:
+        with denormals_flushed(torch.device("cpu")):
+            pass
+        assert flushing_denormals()
+    finally:
+        torch.set_flush_denormal(False)
+    with denormals_flushed(torch.device("meta")) as flushed:
+        assert not flushed and not flushing_denormals()
+
+
+def test_a_cpu_run_records_that_it_flushed_denormals(fashion_mnist: data.Dataset) -> None:
+    cfg = RunConfig(model=model_spec("seed-ae"), epochs=1, train_size=256)
+    assert run_one(cfg, device="cpu", dataset=fashion_mnist).metrics["flush_denormal"] == 1
+    assert not flushing_denormals()  # nothing left behind
