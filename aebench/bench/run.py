@@ -42,9 +42,10 @@ Report = Callable[[str], None]
 # What the bench table's derived columns mean; a front end shows it beside the rows.
 EFFICIENCY_NOTE = (
     "efficiency = floor / achieved, floor = the step's GEMMs (im2col GEMMs for convolutions, which a direct "
-    "convolution can beat), each (on a CPU) through the faster of torch and oneDNN, + one fused Adam update "
-    "in the same precision, timed before and after the model's training and the faster kept; "
-    "a stack's s/epoch and img/s are the whole stack's, its speed-up and efficiency per model-epoch; "
+    "convolution can beat), each (on a CPU) through the faster of torch and oneDNN, + one Adam update through "
+    "the engine's own fused call, timed before and after the model's training and the faster kept; "
+    "a stack's s/epoch and img/s are the whole stack's, its speed-up per model-epoch, no efficiency (no floor of "
+    "a stack's shape); "
     "MSE vs ref: fp32 modes against the seed loop, bf16 modes against engine-fp32; "
     "range = (max - min) / median of the timed epochs (of a floor: of its samples), a measure of the noise; "
     "- where one epoch was timed (the first is warm-up: --epochs 3 or more times two)"
