@@ -21,6 +21,7 @@ import typer
 from aebench.cli import options as opts
 from aebench.cli.console import OneLineErrors, errors, print_outcomes, stderr, stdout
 from aebench.cli.fit import print_fitted
+from aebench.errors import BadInput
 
 if TYPE_CHECKING:  # annotations only: importing the grid at start-up would import torch
     from aebench.grid.cells import Outcome
@@ -98,7 +99,9 @@ def train(
 
 @app.command()
 def compare(
-    archs: opts.Archs = "fc",
+    archs: opts.Archs = None,
+    preset: opts.Preset = None,
+    list_presets: opts.ListPresets = False,
     depths: opts.Depths = None,
     latent_dims: opts.LatentDims = None,
     downsample: opts.Downsamples = None,
@@ -148,10 +151,15 @@ def compare(
     """
     from aebench import api, config, data  # deferred, as in every command: they import torch and pandas
     from aebench.cli import progress, render  # deferred: they import the config types, and torch with them
+    from aebench.grid import presets  # deferred, as above
 
     with errors(debug, as_json, wide):
+        if list_presets:
+            rows = presets.listing()
+            print(json.dumps(rows)) if as_json else stdout().print(render.presets_table(rows))
+            return
         grid = config.GridSpec(
-            archs=tuple(dict.fromkeys(config.split_list("--archs", archs))),
+            archs=tuple(dict.fromkeys(config.split_list("--archs", archs or "fc"))),
             depths=opts.choices("--depths", depths, config.DEPTHS),
             latent_dims=opts.ints("--latent-dims", latent_dims),
             downsample=opts.choices("--downsample", downsample, config.DOWNSAMPLES),
@@ -172,9 +180,12 @@ def compare(
             fixed={"hidden": opts.ints("--hidden", hidden), "batchnorm": batchnorm, "dropout": dropout,
                    "pretrain_epochs": pretrain_epochs},
         )  # fmt: skip
+        axes = {"--archs": archs, "--depths": depths, "--latent-dims": latent_dims, "--downsample": downsample,
+                "--upsample": upsample, "--activations": activations, "--outputs": outputs, "--pretrain": pretrain}
+        cells = presets.cells(preset, grid, axes)
         request = api.MlflowRequest(enabled=mlflow, uri=mlflow_uri, experiment=experiment)
         if dry_run:
-            plan = api.compare_plan(grid, results, executor=executor, request=request)
+            plan = api.compare_plan(cells, results, executor=executor, request=request)
             if as_json:
                 print(json.dumps(plan.to_dict("records"), default=str))
             else:
@@ -191,7 +202,7 @@ def compare(
                 print_outcomes(outcomes, as_json, wide=wide)
 
             result = api.compare(
-                grid, results, executor=executor, request=request, stack=stack, device=device, data_dir=data_dir,
+                cells, results, executor=executor, request=request, stack=stack, device=device, data_dir=data_dir,
                 allow_download=download, events=events, on_trained=show, here=here,
                 executor_options={"address": ray_address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run},
             )  # fmt: skip
@@ -254,6 +265,8 @@ def report(
     only: opts.Only = None,
     where: opts.Where = None,
     data_dir: opts.DataDir = None,
+    baseline: opts.Baseline = None,
+    fail_on_regression: opts.FailOnRegression = False,
     as_json: opts.Json = False,
     wide: opts.Wide = False,
     debug: opts.Debug = False,
@@ -264,20 +277,30 @@ def report(
     """
     from aebench.cli.render import report_how, report_table  # deferred: render imports torch via the config
     from aebench.report import build as reportmod  # deferred: the report imports pandas and matplotlib
+    from aebench.report.baseline import regressions  # deferred, as above
     from aebench.report.pages import summary_lines  # deferred, as above
 
     with errors(debug):
+        if fail_on_regression and baseline is None:
+            raise BadInput("--fail-on-regression needs --baseline FOLDER (a report of the study to hold runs to)")
         rep = reportmod.build_report(
             results, out_dir, formats=reportmod.parse_formats(formats), only=reportmod.parse_only(only),
-            where=where, data_dir=data_dir,
+            where=where, data_dir=data_dir, baseline=baseline,
         )  # fmt: skip
         if as_json:
             print(json.dumps(rep.to_json()))
-            return
-        out = stdout()
-        print_fitted(out, report_table(rep, out.width, wide), report_how(rep))
-        for line in summary_lines(rep):
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            out = stdout()
+            print_fitted(out, report_table(rep, out.width, wide), report_how(rep))
+            for line in summary_lines(rep):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        worse = [] if rep.baseline is None else regressions(rep.baseline)
+        if rep.baseline is not None:
+            judged = int(rep.baseline["verdict"].isin(["ok", "regressed"]).sum())
+            stderr().print(f"baseline {baseline}: {judged} configs judged, {len(worse)} worse than it allows"
+                           + (f": {', '.join(worse)}" if worse else ""), highlight=False, soft_wrap=True)  # fmt: skip
+        if worse and fail_on_regression:
+            raise typer.Exit(1)
 
 
 export_app = typer.Typer(help="Send a results store's runs to the tools a team already uses.", no_args_is_help=True)

@@ -98,7 +98,32 @@ Experiment = Annotated[
 
 # ---- `compare`: the grid's axes (comma lists) and where and how it runs ----
 
-Archs = Annotated[str, typer.Option(help="Comma list of archs: fc, conv, seed-ae, ... (see `aebench models`).")]
+Archs = Annotated[
+    str | None, typer.Option(help="Comma list of archs: fc, conv, seed-ae, ... (see `aebench models`); default fc.")
+]
+Preset = Annotated[
+    str | None,
+    typer.Option(
+        help="A named grid kept in aebench instead of the axis options: exercise-1 ... exercise-5, part-3, "
+        "seed-models, reference (see --list-presets); the training options (--epochs, --seeds, --datasets, ...) "
+        "still apply."
+    ),
+]
+Baseline = Annotated[
+    Path | None,
+    typer.Option(
+        help="A folder a report of a study wrote (e.g. results/reference): each config's test MSE is shown "
+        "against the same config there (every axis but the seed) and judged by a prediction interval."
+    ),
+]
+FailOnRegression = Annotated[
+    bool,
+    typer.Option(
+        "--fail-on-regression",
+        help="With --baseline: exit 1 when a config's test MSE is worse than the baseline's seeds allow (for CI).",
+    ),
+]
+ListPresets = Annotated[bool, typer.Option("--list-presets", help="List the named grids (--preset) and exit.")]
 Depths = Annotated[str | None, typer.Option(help="Comma list of depth presets for fc/conv (default medium).")]
 LatentDims = Annotated[
     str | None, typer.Option(help="Comma list of latent sizes for fc/conv/seed-flexible (default 32).")

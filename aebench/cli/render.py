@@ -225,6 +225,16 @@ def _num(value: Any, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def presets_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """`compare --list-presets`: each named grid, what it answers, its configs (times --seeds runs)."""
+    table = Table(title="aebench compare --preset NAME (times --seeds runs each)")
+    for col, justify in (("name", "left"), ("configs", "right"), ("question", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r["name"], str(r["configs"]), r["question"])
+    return table
+
+
 def elsewhere_line(elsewhere: dict[str, str], here: str | None) -> str:
     """How many cells were skipped because another device trained them: their speeds are not this machine's."""
     devices = ", ".join(sorted(set(elsewhere.values())))

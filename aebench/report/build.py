@@ -28,6 +28,7 @@ from aebench.report import folder as report_folder
 from aebench.report import pages as report_pages
 from aebench.report import pareto, pictures, plots, stats, tables
 from aebench.report.arrays import PictureArrays
+from aebench.report.baseline import against_baseline, read_baseline
 from aebench.report.contents import Drawn, Report, Selection
 from aebench.report.plots import Skipped
 from aebench.report.style import config_colors
@@ -316,9 +317,12 @@ def build_report(
     only: Sequence[str] = PLOTS,
     where: str | Mapping[str, Sequence[str]] | None = None,
     data_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
 ) -> Report:
     """Read the store, write CSVs, plots and pages to `out`, return what was done. `out` defaults to
-    `<results>/report`, or beside it for a partial report (`--only`, `--where`; `aebench.report.folder`)."""
+    `<results>/report`, or beside it for a partial report (`--only`, `--where`; `aebench.report.folder`).
+    With `baseline` (a folder a report wrote), each config's test MSE is judged against it (`report.baseline`)."""
+    base_runs = None if baseline is None else read_baseline(Path(baseline))  # refused before anything is written
     for name in only:
         if name not in PLOTS:
             raise BadInput(f"--only: unknown plot {name!r}; choose from: {', '.join(PLOTS)}")
@@ -340,6 +344,8 @@ def build_report(
     by_run = dict(zip(selection.runs["run_id"], run_labels, strict=True))
     epochs_csv = selection.epochs.assign(config=selection.epochs["run_id"].map(by_run))
     report.files.append(write_text(folder / "epochs.csv", epochs_csv.to_csv(index=False)))
+    if base_runs is not None:
+        report.baseline = against_baseline(selection.runs, base_runs)
 
     draw = {**_charts(selection, configs), **_pictures(PictureArrays(selection.results, configs, data_dir))}
     for name in PLOTS:

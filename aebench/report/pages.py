@@ -136,6 +136,18 @@ def _md_table(df: pd.DataFrame, best: pd.DataFrame | None = None) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def _baseline_rows(table: pd.DataFrame) -> pd.DataFrame:
+    def num(v: object) -> str:
+        return "-" if missing(v) else f"{float(v):.5f}"  # type: ignore[arg-type]
+
+    return pd.DataFrame({
+        "config": table["config"], "seeds": table["seeds"], "test MSE": [num(v) for v in table["test_mse"]],
+        "baseline": [f"{num(m)} ± {num(c)} ({n} seeds)" for m, c, n in
+                     zip(table["baseline_mean"], table["baseline_ci95"], table["baseline_seeds"], strict=True)],
+        "limit": [num(v) for v in table["limit"]], "verdict": table["verdict"],
+    })  # fmt: skip
+
+
 def markdown(report: Report) -> str:
     parts = [
         "# aebench report",
@@ -148,6 +160,11 @@ def markdown(report: Report) -> str:
         parts += ["## At a glance", "", *[f"- {_md(f)}" for f in report.findings], ""]
     if not report.answers.empty:
         parts += ["## Best config per question", "", _md_table(report.answers), ""]
+    if report.baseline is not None:
+        parts += ["## Against the baseline", "",
+                  "Each config's mean test MSE over its seeds against the baseline's mean ± 95% CI; `limit` is the "
+                  "most it may be: the upper end of a prediction interval for the mean of this many seeds, from the "
+                  "baseline's spread.", "", _md_table(_baseline_rows(report.baseline)), ""]  # fmt: skip
     parts += [
         "## Results by config",
         "",

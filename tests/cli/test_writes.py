@@ -6,7 +6,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,3 +215,29 @@ def test_an_interrupted_grid_counts_every_cell_in_its_title(
     assert "grid: 3 cells, 2 done (1 from earlier), 1 not run" in res.stdout
     assert "interrupted: 2 of 3 runs passed (2 done and stored)" in res.stderr
     assert (tmp_results / DB_NAME).is_file()
+
+
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or SETPRIV is None, reason="as a user the test above refuses for real")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_read_only_folder_is_refused_in_a_process_without_roots_override(
+    tmp_path: Path, store: Path, command: str
+) -> None:
+    """As root (CI runs so) a 0o555 folder is writable; the real `aebench` process runs here without the
+    capability that lets root write anywhere (CAP_DAC_OVERRIDE), as any user would, and must refuse."""
+    where = tmp_path / "locked"
+    where.mkdir()
+    where.chmod(0o555)
+    assert SETPRIV is not None
+    drop = "-dac_override,-dac_read_search"
+    res = subprocess.run(
+        [SETPRIV, f"--inh-caps={drop}", f"--bounding-set={drop}", sys.executable, "-m", "aebench",
+         *COMMANDS[command](where, store)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(_expected("a read-only folder", where, command)), res.stderr
+    assert not res.stdout and not list(where.iterdir())  # nothing written

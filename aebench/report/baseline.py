@@ -1,0 +1,77 @@
+"""Quality regression checks: each config of a store against the same config in a published study.
+
+A config is matched on every axis but the seed (and `machine`: the same experiment anywhere), and
+judged on test MSE. A rerun is not the baseline's mean: its seeds differ, and CPU and GPU shuffles
+differ, so a faithful rerun scatters as the baseline's seeds do. The allowance is therefore a
+prediction interval for the mean of the rerun's m seeds, from the baseline's n seeds:
+mean + t(0.975, n - 1) * s * sqrt(1/m + 1/n). One rerun is judged against the spread of the
+baseline's seeds, not against the narrower confidence interval of their mean.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from aebench.columns import axis_label, missing
+from aebench.errors import BadInput
+from aebench.report.stats import ci95
+from aebench.report.tables import AXES
+
+METRIC = "test_mse"
+IGNORED = {"machine"}  # where a run was measured is not part of its experiment
+
+
+def _keys(runs: pd.DataFrame, axes: list[str]) -> pd.Series:
+    return pd.Series(
+        ["|".join(axis_label(a, row[a]) or "-" for a in axes) for _, row in runs.iterrows()], index=runs.index
+    )
+
+
+def read_baseline(folder: Path) -> pd.DataFrame:
+    """The baseline's finished runs, from the `runs.csv` its report wrote."""
+    path = folder / "runs.csv"
+    if not path.is_file():
+        raise BadInput(f"--baseline {folder}: no runs.csv there; give the folder `aebench report --out` wrote")
+    runs = pd.read_csv(path)
+    if METRIC not in runs.columns or "status" not in runs.columns:
+        raise BadInput(f"--baseline {folder}: {path} is not an aebench runs.csv (no {METRIC} or status column)")
+    return runs[runs["status"] == "done"].reset_index(drop=True)
+
+
+def against_baseline(runs: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """One row per config of `runs`: its mean test MSE over its seeds, the baseline's mean ± 95% CI, the most it
+    may be (the prediction interval's upper end) and a verdict: ok, regressed, or why it was not judged."""
+    axes = [a for a in AXES if a not in IGNORED and a in runs.columns and a in baseline.columns]
+    mine, theirs = runs.assign(_key=_keys(runs, axes)), baseline.assign(_key=_keys(baseline, axes))
+    rows: list[dict[str, Any]] = []
+    for key, group in mine.groupby("_key", sort=False):
+        now = [float(v) for v in group[METRIC] if not missing(v)]
+        then = [float(v) for v in theirs.loc[theirs["_key"] == key, METRIC] if not missing(v)]
+        row: dict[str, Any] = {
+            "config": str(key).replace("|-", "").replace("|", " "), "seeds": len(now),
+            "test_mse": sum(now) / len(now) if now else math.nan, "baseline_seeds": len(then),
+        }  # fmt: skip
+        if len(then) < 2 or not now:
+            verdict = "no baseline" if not then else "baseline has one seed: not judged"
+            row.update(baseline_mean=sum(then) / len(then) if then else math.nan, baseline_ci95=math.nan,
+                       limit=math.nan, verdict=verdict)  # fmt: skip
+        else:
+            n, m = len(then), len(now)
+            mean = sum(then) / n
+            sd = float(pd.Series(then).std())
+            limit = mean + float(scipy_stats.t.ppf(0.975, n - 1)) * sd * math.sqrt(1 / m + 1 / n)
+            row.update(baseline_mean=mean, baseline_ci95=ci95(then), limit=limit,
+                       verdict="regressed" if row["test_mse"] > limit else "ok")  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["config", "seeds", "test_mse", "baseline_seeds", "baseline_mean",
+                                       "baseline_ci95", "limit", "verdict"])  # fmt: skip
+
+
+def regressions(table: pd.DataFrame) -> list[str]:
+    """The configs worse than the baseline allows."""
+    return [str(c) for c in table.loc[table["verdict"] == "regressed", "config"]]

@@ -1,0 +1,57 @@
+"""Named grids: each exercise's cells, the reference study's 44 configs, and the training options on top."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aebench.cli.app import app
+from aebench.config import GridSpec, ModelSpec, RunConfig
+from aebench.errors import BadInput
+from aebench.grid.presets import PRESETS, get_preset
+
+runner = CliRunner()
+
+
+def test_the_reference_study_is_every_exercise_at_once() -> None:
+    cells = get_preset("reference").expand(GridSpec())
+    kinds = Counter(
+        "fc-depth-latent" if c.model.arch == "fc" and c.model.activation == "relu" and c.model.pretrain == "none"
+        else "fc-activation" if c.model.arch == "fc" and c.model.activation != "relu"
+        else "fc-greedy" if c.model.arch == "fc"
+        else "conv" if c.model.arch == "conv"
+        else "seed"
+        for c in cells
+    )  # fmt: skip
+    # 3 depths x 7 latents; leakyrelu and elu beside relu; 2 x 6 latents pool/stride + bilinear at 32 for both
+    assert kinds == {"fc-depth-latent": 21, "fc-activation": 2, "fc-greedy": 1, "conv": 14, "seed": 6}
+    assert len({c.run_id for c in cells}) == len(cells) == 44
+    every = {p.name for p in PRESETS.values()} - {"reference"}
+    ids = {c.run_id for c in cells}
+    for name in every - {"exercise-1", "exercise-2", "exercise-3", "exercise-4"}:  # those use fewer latents
+        assert {c.run_id for c in get_preset(name).expand(GridSpec())} <= ids, name
+
+
+def test_exercise_5_is_the_depth_grid_and_takes_the_training_options() -> None:
+    settings = GridSpec(base=RunConfig(model=ModelSpec(arch="fc"), epochs=3, train_size=500), seeds=2)
+    cells = get_preset("exercise-5").expand(settings)
+    by_hand = GridSpec(archs=("fc",), depths=("shallow", "medium", "deep"), latent_dims=(32,), base=settings.base,
+                       seeds=2).expand()  # fmt: skip
+    assert [c.run_id for c in cells] == [c.run_id for c in by_hand]
+    assert {(c.epochs, c.train_size) for c in cells} == {(3, 500)} and len(cells) == 6
+
+
+def test_the_cli_lists_presets_and_refuses_axes_beside_one(tmp_path: Path) -> None:
+    listed = runner.invoke(app, ["compare", "--list-presets", "--json"])
+    assert listed.exit_code == 0 and {r["name"]: r["configs"] for r in json.loads(listed.stdout)}["reference"] == 44
+    both = runner.invoke(app, ["compare", "--preset", "exercise-5", "--depths", "deep", "--results", str(tmp_path)])
+    assert both.exit_code == 2 and "--depths does not go with --preset exercise-5" in both.stderr
+    assert not any(tmp_path.iterdir())
+    plan = runner.invoke(app, ["compare", "--preset", "exercise-4", "--dry-run", "--json", "--results", str(tmp_path)])
+    assert plan.exit_code == 0 and len(json.loads(plan.stdout)) == 8
+    with pytest.raises(BadInput, match="unknown preset 'nope'; choose from: exercise-1"):
+        get_preset("nope")

@@ -1,0 +1,61 @@
+"""Quality regression checks: a faithful rerun of one baseline config passes, the same run 20% worse fails."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from aebench.cli.app import app
+from aebench.grid.store import DB_NAME
+from aebench.report.baseline import against_baseline
+
+runner = CliRunner()
+CELL = ["--archs", "fc", "--depths", "shallow", "--latent-dims", "32", "--epochs", "1", "--train-size", "1024",
+        "--device", "cpu"]  # fmt: skip
+
+
+def test_a_single_rerun_is_judged_by_the_baselines_spread_not_its_mean() -> None:
+    base = pd.DataFrame({"arch": ["fc"] * 3, "seed": [0, 1, 2], "test_mse": [0.010, 0.011, 0.012], "status": "done"})
+    # n = 3: mean 0.011, s 0.001; one rerun: 0.011 + t(0.975, 2) 4.3027 * 0.001 * sqrt(1/1 + 1/3) = 0.0159682
+    one = against_baseline(base.iloc[[0]].assign(test_mse=0.0159), base)
+    assert one.loc[0, "limit"] == pytest.approx(0.0159682, rel=1e-5) and one.loc[0, "verdict"] == "ok"
+    assert against_baseline(base.iloc[[0]].assign(test_mse=0.0160), base).loc[0, "verdict"] == "regressed"
+    # three reruns: their mean is held closer, 0.011 + 4.3027 * 0.001 * sqrt(1/3 + 1/3) = 0.0145132
+    three = against_baseline(base.assign(test_mse=[0.0145, 0.0145, 0.0155]), base)  # mean 0.01483
+    assert three.loc[0, "limit"] == pytest.approx(0.011 + 4.3027 * 0.001 * math.sqrt(2 / 3), rel=1e-4)
+    assert three.loc[0, "verdict"] == "regressed"
+    other = against_baseline(base.iloc[[0]].assign(arch="conv"), base)
+    assert other.loc[0, "verdict"] == "no baseline"
+
+
+@pytest.mark.slow
+def test_a_faithful_rerun_passes_and_a_worse_one_fails(tmp_path: Path) -> None:
+    study, baseline = tmp_path / "study", tmp_path / "baseline"
+    assert runner.invoke(app, ["compare", *CELL, "--seeds", "3", "--results", str(study)]).exit_code == 0
+    made = runner.invoke(app, ["report", "--results", str(study), "--out", str(baseline), "--format", "md",
+                               "--only", "throughput"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    rerun = tmp_path / "rerun"
+    assert runner.invoke(app, ["compare", *CELL, "--results", str(rerun)]).exit_code == 0  # seed 0 again
+    check = ["report", "--results", str(rerun), "--out", str(tmp_path / "r"), "--format", "md", "--only",
+             "throughput", "--baseline", str(baseline), "--fail-on-regression", "--json"]  # fmt: skip
+    ok = runner.invoke(app, check)
+    assert ok.exit_code == 0, ok.output
+    [row] = json.loads(ok.stdout)["baseline"]
+    assert row["verdict"] == "ok" and row["seeds"] == 1 and row["baseline_seeds"] == 3
+    assert "1 configs judged, 0 worse" in ok.stderr
+    with sqlite3.connect(rerun / DB_NAME) as db:
+        db.execute("UPDATE runs SET test_mse = test_mse * 1.2")
+    bad = runner.invoke(app, check)
+    assert bad.exit_code == 1
+    [row] = json.loads(bad.stdout)["baseline"]
+    assert row["verdict"] == "regressed" and row["test_mse"] > row["limit"]
+    assert "1 worse than it allows: fc shallow L32" in bad.stderr
+    alone = runner.invoke(app, ["report", "--results", str(rerun), "--fail-on-regression"])
+    assert alone.exit_code == 2 and "--fail-on-regression needs --baseline" in alone.stderr
