@@ -28,6 +28,13 @@ WINDOWS = 5  # median and spread over this many windows
 WINDOW_STEPS = 10  # steps a window: enough for a clock read to be noise, few enough to cost a fraction of an epoch
 
 
+def window_steps(n: int, batch_size: int) -> int:
+    """Steps a timed window takes: 10, or a quarter of an epoch's steps where that is less (at least 2), so that
+    measuring a run on a small training set does not cost many times its training."""
+    steps_per_epoch = -(-n // batch_size)
+    return max(2, min(WINDOW_STEPS, steps_per_epoch // 4))
+
+
 def solo_speed(model: Autoencoder, config: RunConfig, x_train: torch.Tensor, cuda_graph: bool = True) -> dict[str, Any]:
     """Samples/s of `config`'s training step on a copy of `model`, alone: median, min and max over the windows,
     the epoch time that rate gives, and the engine path that was timed (`step`, `onednn`, `cuda_graph`)."""
@@ -39,6 +46,7 @@ def solo_speed(model: Autoencoder, config: RunConfig, x_train: torch.Tensor, cud
     full = [idx for idx in order.split(batch) if len(idx) == batch]  # every timed step does the same work
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    window = window_steps(len(x_train), config.batch_size)
     rates = []
     with training_step(
         solo, x_train, loss=config.loss, lr=config.lr, batch_size=config.batch_size,
@@ -48,20 +56,20 @@ def solo_speed(model: Autoencoder, config: RunConfig, x_train: torch.Tensor, cud
         solo.train()
         for i in range(WARMUP_STEPS):
             train.runner(full[i % len(full)])
-        for window in range(WINDOWS):
+        for w in range(WINDOWS):
             synchronize(device)
             start = time.perf_counter()
-            for i in range(WINDOW_STEPS):
-                train.runner(full[(WARMUP_STEPS + window * WINDOW_STEPS + i) % len(full)])
+            for i in range(window):
+                train.runner(full[(WARMUP_STEPS + w * window + i) % len(full)])
             synchronize(device)
-            rates.append(WINDOW_STEPS * batch / (time.perf_counter() - start))
+            rates.append(window * batch / (time.perf_counter() - start))
     median = statistics.median(rates)
     figures: dict[str, Any] = {
         "train_samples_per_s": median,
         "train_samples_per_s_min": min(rates),
         "train_samples_per_s_max": max(rates),
         "epoch_seconds": len(x_train) / median,
-        "timed_steps": WINDOWS * WINDOW_STEPS,
+        "timed_steps": WINDOWS * window,
         "engine_step": train.step,
         "onednn": int(train.onednn),
         "flush_denormal": int(train.flush_denormal),

@@ -12,7 +12,7 @@ from aebench.config import RunConfig, model_spec
 from aebench.models.base import Autoencoder
 from aebench.train import engine
 from aebench.train.engine import run_one, run_stack
-from aebench.train.speed import WINDOW_STEPS, WINDOWS, solo_speed
+from aebench.train.speed import WINDOWS, solo_speed, window_steps
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_stacked_run_records_its_solo_speed_and_the_stacks_own(
     for r in results:
         assert not isinstance(r, Exception)
         m = r.metrics
-        assert m["stack_size"] == 2 and m["timed_steps"] == WINDOWS * WINDOW_STEPS
+        assert m["stack_size"] == 2 and m["timed_steps"] == WINDOWS * window_steps(1024, 128) == 10
         assert m["stack_epoch_seconds"] > 0 and m["stack_samples_per_s"] > 0
         # the stack's figure counts both models' images; the run's own is one model's, from its own windows
         assert m["stack_samples_per_s"] == pytest.approx(2 * 1024 / m["stack_epoch_seconds"])
@@ -75,3 +75,9 @@ def test_the_measurement_leaves_the_trained_model_alone(fashion_mnist: data.Data
     figures = solo_speed(model, cfg, x)
     assert figures["train_samples_per_s_min"] <= figures["train_samples_per_s"] <= figures["train_samples_per_s_max"]
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_small_training_sets_get_short_windows() -> None:
+    assert window_steps(60_000, 128) == 10  # 469 steps an epoch: full windows
+    assert window_steps(4096, 128) == 8  # 32 steps: a quarter
+    assert window_steps(256, 128) == 2  # 2 steps: never below 2
