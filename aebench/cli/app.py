@@ -262,6 +262,7 @@ def report(
     results: opts.Results = Path("results"),
     out_dir: opts.ReportOut = None,
     formats: opts.Formats = "md,html",
+    figures: opts.Figures = "png,svg",
     only: opts.Only = None,
     where: opts.Where = None,
     data_dir: opts.DataDir = None,
@@ -285,7 +286,7 @@ def report(
             raise BadInput("--fail-on-regression needs --baseline FOLDER (a report of the study to hold runs to)")
         rep = reportmod.build_report(
             results, out_dir, formats=reportmod.parse_formats(formats), only=reportmod.parse_only(only),
-            where=where, data_dir=data_dir, baseline=baseline,
+            where=where, data_dir=data_dir, baseline=baseline, figures=reportmod.parse_figures(figures),
         )  # fmt: skip
         if as_json:
             print(json.dumps(rep.to_json()))

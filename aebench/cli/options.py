@@ -191,6 +191,10 @@ ReportOut = Annotated[
 Formats = Annotated[
     str, typer.Option("--format", help="Comma list of pages to write: md (report.md), html (index.html).")
 ]
+Figures = Annotated[
+    str,
+    typer.Option(help="Comma list of figure files per plot: png (pages; index.html needs it), svg (print)."),
+]
 Only = Annotated[
     str | None,
     typer.Option(help="Comma list of plots to draw (default all), e.g. reconstructions,pareto_params."),

@@ -76,6 +76,9 @@ PRESETS: dict[str, Preset] = {
         Preset("part-3", "Does greedy layer-wise pretraining help a deep fc autoencoder?", _part_3),
         Preset("seed-models", "The tutorial's six models as it defines them", lambda: [GridSpec(archs=SEED_MODELS)]),
         Preset("reference", "Everything above at once: the reference study (results/reference)", _reference),
+        Preset("reference-ci", "Three reference configs for a CI run to judge against results/reference",
+               lambda: [GridSpec(archs=("fc",), depths=("shallow", "medium"), latent_dims=(32,)),
+                        GridSpec(archs=("conv",), depths=("medium",), latent_dims=(32,), downsample=("pool",))]),
     )
 }
 

@@ -30,6 +30,7 @@ from aebench.report import pareto, pictures, plots, stats, tables
 from aebench.report.arrays import PictureArrays
 from aebench.report.baseline import against_baseline, read_baseline
 from aebench.report.contents import Drawn, Report, Selection
+from aebench.report.environment import environment
 from aebench.report.plots import Skipped
 from aebench.report.style import config_colors
 from aebench.report.tables import AXES, TABLE_METRICS, findings, summary_tables
@@ -47,6 +48,7 @@ PLOTS: tuple[str, ...] = (
     *pictures.NAMES,
 )
 PAGES = {"md": "report.md", "html": "index.html"}
+FIGURES = ("png", "svg")  # PNG for pages, SVG for print; a report kept in git may want PNG alone
 PNG_DPI = 110
 
 
@@ -63,6 +65,10 @@ def _subset(flag: str, text: str, allowed: Sequence[str]) -> tuple[str, ...]:
 
 def parse_formats(text: str) -> tuple[str, ...]:
     return _subset("--format", text, FORMATS)
+
+
+def parse_figures(text: str) -> tuple[str, ...]:
+    return _subset("--figures", text, FIGURES)
 
 
 def parse_only(text: str | None) -> tuple[str, ...]:
@@ -286,10 +292,10 @@ def _bytes(data: bytes) -> Callable[[IO[bytes]], None]:
     return write
 
 
-def save_figure(fig: Figure, folder: Path, name: str) -> list[Path]:
+def save_figure(fig: Figure, folder: Path, name: str, figures: Sequence[str] = FIGURES) -> list[Path]:
     """PNG (for pages) and SVG (for papers), each written atomically; SVG without a date, so reruns diff clean."""
     paths = []
-    for ext in ("png", "svg"):
+    for ext in figures:
         buf = io.BytesIO()
         if ext == "png":
             fig.savefig(buf, format="png", dpi=PNG_DPI, facecolor="white")
@@ -318,6 +324,7 @@ def build_report(
     where: str | Mapping[str, Sequence[str]] | None = None,
     data_dir: str | Path | None = None,
     baseline: str | Path | None = None,
+    figures: Sequence[str] = FIGURES,
 ) -> Report:
     """Read the store, write CSVs, plots and pages to `out`, return what was done. `out` defaults to
     `<results>/report`, or beside it for a partial report (`--only`, `--where`; `aebench.report.folder`).
@@ -329,13 +336,18 @@ def build_report(
     for fmt in formats:
         if fmt not in FORMATS:
             raise BadInput(f"--format: unknown value {fmt!r}; choose from: {', '.join(FORMATS)}")
+    if not figures or any(f not in FIGURES for f in figures):
+        raise BadInput(f"--figures: give one or both of {', '.join(FIGURES)}")
+    if "html" in formats and "png" not in figures:
+        raise BadInput("--figures: index.html shows the PNGs inline; add png, or write --format md alone")
     selection = select(results, where)
     configs = by_config(selection.runs)
     summary, best, answers, answer_list, not_ranked = summary_tables(configs)
     # checked (a file, a folder that cannot be written, a full report a partial one would replace) before drawing
     folder, previous = report_folder.prepare(results, out, only, selection.where, PLOTS)
     report = Report(folder, selection, configs, summary, best, answers, findings(configs),
-                    answer_list=answer_list, not_ranked=not_ranked)  # fmt: skip
+                    answer_list=answer_list, not_ranked=not_ranked,
+                    environment=environment(selection.runs))  # fmt: skip
 
     axes = configs.attrs["axes"]
     run_labels = [config_label(r, axes) for _, r in selection.runs.iterrows()]
@@ -356,7 +368,7 @@ def build_report(
         except Skipped as exc:
             report.skipped[name] = str(exc)
             continue
-        files = save_figure(fig, folder, name)
+        files = save_figure(fig, folder, name, figures)
         report.drawn.append(Drawn(name, caption, files))
         report.files += files
     for fmt in formats:

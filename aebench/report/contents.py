@@ -53,6 +53,7 @@ class Report:
     answer_list: list[Answer] = field(default_factory=list)  # `answers` as records, with their statistics
     not_ranked: str | None = None  # why some configs are left out of "best" (other training settings)
     baseline: pd.DataFrame | None = None  # each config against a published study (`aebench.report.baseline`)
+    environment: list[tuple[str, str]] = field(default_factory=list)  # where and when (`report.environment`)
 
     def to_json(self) -> dict[str, Any]:
         left = self.selection.left_out
@@ -72,6 +73,7 @@ class Report:
                 for a in self.answer_list
             ],  # fmt: skip
             "not_ranked": self.not_ranked,
+            "environment": dict(self.environment),
             "baseline": None if self.baseline is None else [
                 {k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()}
                 for row in self.baseline.to_dict("records")

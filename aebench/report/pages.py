@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from aebench.columns import config_label, missing, plain
-from aebench.report.contents import Report
+from aebench.report.contents import Drawn, Report
 
 TITLES = {
     "learning_curves": "Learning curves",
@@ -136,6 +136,12 @@ def _md_table(df: pd.DataFrame, best: pd.DataFrame | None = None) -> str:
     return "\n".join([head, rule, *rows])
 
 
+BASELINE_NOTE = (
+    "Each config's mean test MSE over its seeds against the baseline's mean ± 95% CI; limit is the most it may be: "
+    "the upper end of a prediction interval for the mean of this many seeds, from the baseline's spread."
+)
+
+
 def _baseline_rows(table: pd.DataFrame) -> pd.DataFrame:
     def num(v: object) -> str:
         return "-" if missing(v) else f"{float(v):.5f}"  # type: ignore[arg-type]
@@ -146,6 +152,19 @@ def _baseline_rows(table: pd.DataFrame) -> pd.DataFrame:
                      zip(table["baseline_mean"], table["baseline_ci95"], table["baseline_seeds"], strict=True)],
         "limit": [num(v) for v in table["limit"]], "verdict": table["verdict"],
     })  # fmt: skip
+
+
+def _has(drawn: Drawn, suffix: str) -> bool:
+    return any(p.suffix == suffix for p in drawn.files)
+
+
+def _shown(drawn: Drawn) -> str:
+    """The file a page shows: the PNG, or the SVG where the report wrote no PNG (`--figures svg`)."""
+    return f"{drawn.name}.png" if _has(drawn, ".png") else f"{drawn.name}.svg"
+
+
+def _environment_rows(report: Report) -> pd.DataFrame:
+    return pd.DataFrame(report.environment, columns=["what", "value"])
 
 
 def markdown(report: Report) -> str:
@@ -161,10 +180,7 @@ def markdown(report: Report) -> str:
     if not report.answers.empty:
         parts += ["## Best config per question", "", _md_table(report.answers), ""]
     if report.baseline is not None:
-        parts += ["## Against the baseline", "",
-                  "Each config's mean test MSE over its seeds against the baseline's mean ± 95% CI; `limit` is the "
-                  "most it may be: the upper end of a prediction interval for the mean of this many seeds, from the "
-                  "baseline's spread.", "", _md_table(_baseline_rows(report.baseline)), ""]  # fmt: skip
+        parts += ["## Against the baseline", "", BASELINE_NOTE, "", _md_table(_baseline_rows(report.baseline)), ""]
     parts += [
         "## Results by config",
         "",
@@ -180,11 +196,13 @@ def markdown(report: Report) -> str:
             parts += [
                 f"### {TITLES[d.name]}",
                 "",
-                f"![{_md(d.caption)}]({d.name}.png)",
+                f"![{_md(d.caption)}]({_shown(d)})",
                 "",
-                f"*{_md(d.caption)}* ([SVG]({d.name}.svg))",
+                f"*{_md(d.caption)}*" + (f" ([SVG]({d.name}.svg))" if _has(d, ".svg") and _has(d, ".png") else ""),
                 "",
             ]
+    if report.environment:
+        parts += ["## Environment", "", _md_table(_environment_rows(report)), ""]
     if report.skipped:
         parts += ["## Not drawn", "", *[f"- `{n}`: {_md(r)}" for n, r in report.skipped.items()], ""]
     if not report.selection.left_out.empty:
@@ -225,8 +243,10 @@ def html_page(report: Report) -> str:
     toc = [
         ("glance", "At a glance", bool(report.findings)),
         ("best", "Best config per question", True),
+        ("baseline", "Against the baseline", report.baseline is not None),
         ("table", "Results by config", True),
         *[(d.name, TITLES[d.name], True) for d in report.drawn],
+        ("environment", "Environment", bool(report.environment)),
         ("skipped", "Not drawn", bool(report.skipped)),
         ("left", "Runs left out", not report.selection.left_out.empty),
         ("files", "Files", True),
@@ -236,9 +256,15 @@ def html_page(report: Report) -> str:
         items = "".join(f"<li>{_e(f)}</li>" for f in report.findings)
         body.append(f'<h2 id="glance">At a glance</h2><ul>{items}</ul>')
     body.append(f'<h2 id="best">Best config per question</h2>{_html_table(report.answers)}')
+    if report.baseline is not None:
+        body.append(
+            f'<h2 id="baseline">Against the baseline</h2><p>{_e(BASELINE_NOTE)}</p>'
+            f"{_html_table(_baseline_rows(report.baseline))}"
+        )
     body.append(
         '<h2 id="table">Results by config</h2><p>Mean ± 95% CI over seeds (Student\'s t; none with one seed); '
-        'highlighted: the best in its column' + (f" ({_e(report.not_ranked)})." if report.not_ranked else ".")
+        "highlighted: the best in its column"
+        + (f" ({_e(report.not_ranked)})." if report.not_ranked else ".")
         + f"</p>{_html_table(report.summary, report.best)}"
     )
     if report.drawn:
@@ -248,8 +274,12 @@ def html_page(report: Report) -> str:
         body.append(
             f'<figure id="{_e(d.name)}"><h3>{_e(TITLES[d.name])}</h3>'
             f'<img src="{_data_uri(png)}" alt="{_e(d.caption)}">'
-            f'<figcaption>{_e(d.caption)} <a href="{_e(d.name)}.svg">SVG</a></figcaption></figure>'
+            f"<figcaption>{_e(d.caption)}"
+            + (f' <a href="{_e(d.name)}.svg">SVG</a>' if _has(d, ".svg") else "")
+            + "</figcaption></figure>"
         )
+    if report.environment:
+        body.append(f'<h2 id="environment">Environment</h2>{_html_table(_environment_rows(report))}')
     if report.skipped:
         items = "".join(f"<li><code>{_e(n)}</code>: {_e(r)}</li>" for n, r in report.skipped.items())
         body.append(f'<h2 id="skipped">Not drawn</h2><ul>{items}</ul>')
@@ -272,9 +302,10 @@ def summary_lines(report: Report) -> list[str]:
     """What was written and what was not, for the terminal after the table."""
     lines = [*report.findings, *_context_lines(report)[1:]]
     pages = [p.name for p in report.files if p.suffix in (".md", ".html")]
+    kinds = " and ".join(sorted({p.suffix[1:].upper() for d in report.drawn for p in d.files})) or "PNG"
     lines.append(
         f"wrote {len(report.files)} files to {report.out}: {', '.join([*pages, 'runs.csv', 'epochs.csv'])} "
-        f"and {len(report.drawn)} plots as PNG and SVG"
+        f"and {len(report.drawn)} plots as {kinds}"
     )
     lines += [f"not drawn: {name}: {reason}" for name, reason in report.skipped.items()]
     if "index.html" in pages:

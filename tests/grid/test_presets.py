@@ -30,7 +30,7 @@ def test_the_reference_study_is_every_exercise_at_once() -> None:
     # 3 depths x 7 latents; leakyrelu and elu beside relu; 2 x 6 latents pool/stride + bilinear at 32 for both
     assert kinds == {"fc-depth-latent": 21, "fc-activation": 2, "fc-greedy": 1, "conv": 14, "seed": 6}
     assert len({c.run_id for c in cells}) == len(cells) == 44
-    every = {p.name for p in PRESETS.values()} - {"reference"}
+    every = {p.name for p in PRESETS.values()} - {"reference"}  # reference-ci among them: a subset to rerun
     ids = {c.run_id for c in cells}
     for name in every - {"exercise-1", "exercise-2", "exercise-3", "exercise-4"}:  # those use fewer latents
         assert {c.run_id for c in get_preset(name).expand(GridSpec())} <= ids, name

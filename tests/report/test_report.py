@@ -104,6 +104,9 @@ def test_report_writes_csv_pages_and_plots(results: Path, full: tuple[Path, str]
     assert "stride_vs_pool: only pool in the selected conv runs; draw it with aebench compare --archs conv " \
         "--downsample pool,stride" in stdout
     assert "test MSE" in stdout and "wrote" in stdout
+    # Where and when, from the runs' own records: what a published study must state.
+    assert f"| device | {runs['device_name'][0]} |" in md and f"| torch | {runs['torch_version'][0]} |" in md
+    assert "| study wall time |" in md and "over 4 runs" in md and 'id="environment"' in page
 
 
 def test_best_config_is_marked(full: tuple[Path, str]) -> None:
@@ -137,6 +140,22 @@ def test_where_filters_runs_and_refuses_unknown_columns(results: Path, tmp_path:
     bad = runner.invoke(app, ["report", "--results", str(results), "--where", "colour=red"])
     assert bad.exit_code == 2
     assert bad.stderr.startswith("aebench: error: --where: unknown column 'colour'") and bad.stderr.count("\n") == 1
+
+
+def test_figures_png_alone_for_a_report_kept_in_git(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "png"
+    res = runner.invoke(app, ["report", "--results", str(results), "--out", str(out), "--format", "md",
+                              "--figures", "png", "--only", "mse_vs_latent,throughput"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert {p.suffix for p in out.iterdir() if p.suffix in (".png", ".svg")} == {".png"}
+    md = (out / "report.md").read_text()
+    assert "](throughput.png)" in md and ".svg" not in md and "2 plots as PNG" in res.stdout
+    svg = runner.invoke(app, ["report", "--results", str(results), "--out", str(tmp_path / "svg"),
+                              "--figures", "svg", "--only", "throughput"])  # fmt: skip
+    assert svg.exit_code == 2 and svg.stderr.count("\n") == 1 and "index.html shows the PNGs inline" in svg.stderr
+    assert not (tmp_path / "svg").exists()
+    bad = runner.invoke(app, ["report", "--results", str(results), "--figures", "gif"])
+    assert bad.exit_code == 2 and "--figures: unknown value 'gif'; choose from: png, svg" in bad.stderr
 
 
 def test_where_values_are_parameters_not_sql(results: Path, tmp_path: Path) -> None:
