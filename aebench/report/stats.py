@@ -79,12 +79,16 @@ class Answer:
             return f"{self.best} (the only config)"
         if self.settled:
             return f"{self.best}, ahead of {self.runner_up} (Welch's t-test p = {self.p_value:.3g})"
+        if self.runner_up_mean == self.mean:  # an exact metric (parameters, FLOPs) two configs share
+            return f"tied: {self.best} and {self.runner_up} have the same value"
         why = "one seed per config" if self.p_value is None or math.isnan(self.p_value) else (
             f"p = {self.p_value:.2g} against {self.runner_up}"
         )
         more = f"; about {self.seeds_needed} seeds per config would likely settle it" if self.seeds_needed else (
             "; run --seeds 3 or more to tell"
         )
+        if self.seeds_needed is not None and self.seeds_needed >= MAX_SEEDS:
+            more = "; they are within seed noise of each other: more seeds would not tell them apart in practice"
         return f"not settled: {self.best} leads {self.runner_up} ({why}){more}"
 
 

@@ -178,7 +178,8 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
           "mean ± 95% CI": f"{_cell(a.metric, a.mean, a.ci95)} {COLUMNS[a.metric].header}",
           "runner-up": a.runner_up or "-",
           "p (Welch)": "-" if a.p_value is None else f"{a.p_value:.3g}",
-          "settled": "yes" if a.settled else a.sentence().removeprefix(f"not settled: {a.best} leads ")}
+          "settled": "yes" if a.settled else a.sentence().removeprefix(f"not settled: {a.best} leads ")
+                                                    .removeprefix("tied: ")}
          for a in found],
         columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "settled"],
     )  # fmt: skip

@@ -43,3 +43,9 @@ def test_answers_say_when_a_question_is_not_settled() -> None:
     one_seed = answer("fastest?", "train_samples_per_s", "max", [("a", [10.0]), ("b", [20.0])])
     assert one_seed is not None and one_seed.best == "b" and one_seed.p_value is None and not one_seed.settled
     assert "one seed per config" in one_seed.sentence() and "--seeds 3" in one_seed.sentence()
+    # an exact metric two configs share is a tie, not a question more seeds could settle
+    tie = answer("smallest?", "params", "min", [("pool", [19731, 19731, 19731]), ("stride", [19731, 19731, 19731])])
+    assert tie is not None and tie.sentence() == "tied: pool and stride have the same value"
+    noise = answer("best?", "test_mse", "min", [("a", [1.0, 2.0, 3.0]), ("b", [1.001, 2.0, 3.0])])
+    assert noise is not None and noise.seeds_needed == 1000
+    assert "within seed noise of each other" in noise.sentence() and "1000" not in noise.sentence()
