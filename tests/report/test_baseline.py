@@ -59,3 +59,30 @@ def test_a_faithful_rerun_passes_and_a_worse_one_fails(tmp_path: Path) -> None:
     assert "1 worse than it allows: fc shallow L32" in bad.stderr
     alone = runner.invoke(app, ["report", "--results", str(rerun), "--fail-on-regression"])
     assert alone.exit_code == 2 and "--fail-on-regression needs --baseline" in alone.stderr
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_reference_config_passes_against_the_published_study(tmp_path: Path) -> None:
+    """The study checked in under results/reference is the baseline: fc shallow L32, seed 0, trained again here as
+    the study trained it (10 epochs, the full Fashion-MNIST training split), passes; made 20% worse, it fails."""
+    study = pd.read_csv(REFERENCE / "runs.csv")
+    epochs = int(study["epochs"].iloc[0])
+    rerun = tmp_path / "rerun"
+    trained = runner.invoke(app, ["compare", "--archs", "fc", "--depths", "shallow", "--latent-dims", "32",
+                                  "--epochs", str(epochs), "--results", str(rerun)])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    check = ["report", "--results", str(rerun), "--out", str(tmp_path / "r"), "--format", "md", "--only",
+             "throughput", "--baseline", str(REFERENCE), "--fail-on-regression", "--json"]  # fmt: skip
+    ok = runner.invoke(app, check)
+    assert ok.exit_code == 0, ok.output
+    [row] = json.loads(ok.stdout)["baseline"]
+    assert row["config"].startswith("fc shallow L32") and row["verdict"] == "ok" and row["baseline_seeds"] == 3
+    with sqlite3.connect(rerun / DB_NAME) as db:
+        db.execute("UPDATE runs SET test_mse = test_mse * 1.2")
+    bad = runner.invoke(app, check)
+    assert bad.exit_code == 1, bad.output
+    [row] = json.loads(bad.stdout)["baseline"]
+    assert row["verdict"] == "regressed" and row["test_mse"] > row["limit"]
