@@ -31,14 +31,19 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def palette(n: int) -> list[Any]:
-    """n colours told apart most easily first: tab10, or past ten tab20's dark shades before its light ones."""
+    """n different colours, those told apart most easily first: tab10; past ten, tab20's dark shades before its
+    light ones, then tab20b's and tab20c's (60 in all); past sixty, evenly spaced hues. A study of 44 configs
+    must not draw two of them alike."""
     from matplotlib import colormaps
 
     if n <= 10:
         return [colormaps["tab10"](i) for i in range(n)]
-    cmap = colormaps["tab20"]
-    order = [*range(0, 20, 2), *range(1, 20, 2)]
-    return [cmap(order[i % 20]) for i in range(n)]
+    tab20 = colormaps["tab20"]
+    tables = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    tables += [colormaps[name](i) for name in ("tab20b", "tab20c") for i in range(20)]
+    extra = max(0, n - len(tables))
+    hues = [colormaps["hsv"](i / extra) for i in range(extra)]
+    return [*tables, *hues][:n]
 
 
 def config_colors(labels: Iterable[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from aebench.report.contents import Selection
 from aebench.report.pages import _md
 from aebench.report.pareto import place_numbers, plot_pareto
 from aebench.report.plots import plot_learning_curves, plot_stride_vs_pool, plot_throughput, to_unit_scale
-from aebench.report.style import config_colors
+from aebench.report.style import config_colors, palette
 
 LABELS = ["conv shallow L2", "conv shallow L16", "fc shallow L2", "fc shallow L16"]
 DEVICES = ("NVIDIA H200", "x86_64 CPU (2 threads)")
@@ -260,3 +260,12 @@ def test_markdown_escapes_for_markdown_and_html_for_html() -> None:
     md = _md(caption)
     assert "&#x27;" not in md and "layer's" in md and "&lt;b&gt;" in md and "a\\|b" in md and "& c" in md
     assert "on each bar its test MSE, then its parameter count" in build.CAPTIONS["mse_by_depth"]
+
+
+def test_every_config_of_a_large_study_gets_its_own_colour() -> None:
+    """The reference study has 44 configs: a palette that repeats after 20 drew two of them alike."""
+    for n in (5, 20, 44, 60, 100):
+        assert len({tuple(round(c, 6) for c in colour) for colour in palette(n)}) == n, n
+    colours = config_colors([f"config {i}" for i in range(44)])
+    assert len(set(colours.values())) == 44
+    assert palette(20)[:10] == palette(44)[:10]  # the first, most distinct colours do not move as configs are added
