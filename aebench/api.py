@@ -17,6 +17,7 @@ import pandas as pd
 
 from aebench.config import GridSpec, RunConfig
 from aebench.errors import BadInput
+from aebench.grid.baselines import with_baselines
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import GridEvents, check_executor
 from aebench.grid.runner import done_elsewhere, plan, run_grid
@@ -84,8 +85,10 @@ class CompareResult:
         return self.failed + self.diverged
 
 
-def _cells(grid: GridSpec | Sequence[RunConfig]) -> list[RunConfig]:
-    return grid.expand() if isinstance(grid, GridSpec) else list(grid)
+def _cells(grid: GridSpec | Sequence[RunConfig], baselines: bool = True) -> list[RunConfig]:
+    """The grid's cells, and PCA at each of their code sizes unless `baselines` is False (`aebench.grid.baselines`)."""
+    configs = grid.expand() if isinstance(grid, GridSpec) else list(grid)
+    return with_baselines(configs) if baselines else configs
 
 
 def _check(executor: str, request: MlflowRequest, results: str | Path | None = None) -> None:
@@ -106,12 +109,13 @@ def compare_plan(
     *,
     executor: str = "local",
     request: MlflowRequest | None = None,
+    baselines: bool = True,
 ) -> pd.DataFrame:
     """`aebench compare --dry-run`: check the request as `compare` would, then say what it would train.
 
     Returns `aebench.grid.runner.plan`'s frame (run_id, the varying axes, status); nothing is written.
     """
-    configs = _cells(grid)
+    configs = _cells(grid, baselines)
     _check(executor, request or MlflowRequest())
     return plan(configs, results)
 
@@ -130,16 +134,18 @@ def compare(
     events: GridEvents | None = None,
     on_trained: Callable[[list[Outcome]], None] | None = None,
     here: bool = False,
+    baselines: bool = True,
 ) -> CompareResult:
     """`aebench compare`: check the executor and the MLflow request, train every cell not yet done, log the
     grid to MLflow when asked, and count the cells that failed or diverged.
 
-    `grid` is a `GridSpec` (expanded here) or the configs themselves. `on_trained` sees the outcomes as
+    `grid` is a `GridSpec` (expanded here) or the configs themselves; PCA is fitted beside them at each of their
+    code sizes unless `baselines` is False. `on_trained` sees the outcomes as
     soon as the grid is done, before the MLflow export, which is slow and can fail on its own: a front
     end shows the grid's results either way. Ctrl-C raises `GridInterrupted` with what had finished.
     """
     request = request or MlflowRequest()
-    configs = _cells(grid)
+    configs = _cells(grid, baselines)
     _check(executor, request, results)
     # Cells another device trained are skipped (the same experiment) and counted (their speed is not this
     # machine's); `here` trains them here too, stored beside, under this machine's name.

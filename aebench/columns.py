@@ -86,8 +86,13 @@ lr_schedule             | TEXT    | lr schedule        |         |        |     
 precision               | TEXT    | precision          |         |        |          |
 step                    | TEXT    | step               |         |        |          | label={}-step
 machine                 | TEXT    | machine            |         |        |          | label=@{}
+val_fraction            | REAL    | val fraction       |         |        |          | label=val={}
+patience                | INTEGER | patience           |         |        |          | label=patience={}
+min_delta               | REAL    | min delta          |         |        |          | label=Δmin={}
+equal_steps             | INTEGER | equal steps        |         |        |          | label=equal-steps
 -- metric
 test_mse                | REAL    | test MSE           | {:.5f}  | min    | MSE      |
+test_sse                | REAL    | test SSE/img       | {:.3f}  | min    |          |
 test_bce                | REAL    | test BCE           | {:.5f}  | min    |          |
 test_l1                 | REAL    | test L1            | {:.5f}  | min    |          |
 test_psnr               | REAL    | PSNR (dB)          | {:.2f}  | max    | PSNR dB  |
@@ -116,6 +121,11 @@ stack_size              | INTEGER | stack size         | {:.0f}  |        |     
 stack_samples_per_s     | REAL    | stack img/s        | {:,.0f} |        |          |
 stack_epoch_seconds     | REAL    | stack epoch (s)    | {:.2f}  |        |          |
 cuda_graph              | INTEGER | CUDA graph         | {:.0f}  |        |          |
+epochs_run              | INTEGER | epochs run         | {:.0f}  |        |          |
+best_epoch              | INTEGER | best epoch         | {:.0f}  |        |          |
+still_improving         | REAL    | still improving (%/ep) | {:.2f} |     |          |
+train_steps             | INTEGER | steps              | {:,.0f} |        |          |
+train_flops             | REAL    | train GFLOPs       | {:,.0f} |        |          | scale=1e-9
 -- provenance
 device                  | TEXT    | device             |         |        |          |
 device_name             | TEXT    | device name        |         |        |          |
@@ -164,6 +174,9 @@ def of_kind(*kinds: Kind) -> dict[str, Column]:
 
 
 CONFIG = tuple(of_kind("config"))
+# The per-epoch curve's columns (the `epochs` table), after run_id and epoch: every curve a run records.
+EPOCH_COLUMNS: dict[str, str] = {"train_loss": "REAL", "val_loss": "REAL", "test_loss": "REAL", "seconds": "REAL",
+                                 "lr": "REAL"}  # fmt: skip
 METRICS = tuple(of_kind("metric"))
 # Columns a run writes when it finishes (metrics and provenance): what `Store.finish` takes from a run's record.
 MEASURED = tuple(of_kind("metric", "provenance"))
@@ -195,6 +208,8 @@ def axis_label(axis: str, value: Any) -> str | None:
         return "bn" if text in ("1", "True") else "no-bn"
     if axis == "pretrain":
         return "greedy" if text == "greedy" else "no-pretrain"
+    if axis == "equal_steps":
+        return "equal-steps" if text in ("1", "True") else None
     return COLUMNS[axis].label.format(text) if axis in COLUMNS else text
 
 

@@ -92,7 +92,7 @@ class ModelSpec:
 
     @property
     def output_activation(self) -> str:
-        return self.output or "sigmoid"  # every seed model ends in a sigmoid
+        return self.output or get_entry(self.arch).ends_in  # every seed model ends in a sigmoid, PCA in none
 
 
 def model_spec(arch: str, **given: Any) -> ModelSpec:
@@ -132,8 +132,15 @@ def model_spec(arch: str, **given: Any) -> ModelSpec:
 
 
 # Fields added after the first release, with the value every earlier run had: left out of
-# the hash at that value, so adding a field does not change the id of any run already stored.
-_ADDED_LATER: dict[str, Any] = {"precision": "fp32", "step": "auto", "machine": None}
+# the hash at that value, so adding a field does not change the id of any run already stored, and filled
+# in at that value when a stored config without the field is read back (it was trained that way).
+_ADDED_LATER: dict[str, Any] = {
+    "precision": "fp32", "step": "auto", "machine": None,
+    "val_fraction": 0.0, "patience": None, "min_delta": 0.001, "equal_steps": False,
+}  # fmt: skip
+# The share of the training split held out for validation by default: what --patience watches and what
+# `still_improving` is measured on; the test split is never used to choose anything.
+VAL_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,15 @@ class RunConfig:
     # None: the experiment is the same on every machine. A device's name: this run is that machine's own
     # measurement, stored beside one made elsewhere (`compare --here`), so that both machines' speeds are kept.
     machine: str | None = None
+    # A fixed validation holdout: the last `val_fraction` of the training images (the same for every seed).
+    val_fraction: float = VAL_FRACTION
+    # Early stopping: end when the validation loss has not improved by a relative `min_delta` for `patience`
+    # epochs, `epochs` being the cap, and keep the best epoch's weights. None: train all `epochs`.
+    patience: int | None = None
+    min_delta: float = 0.001
+    # Greedy pretraining's optimizer steps counted inside the `epochs` budget (fine-tuning gets what is left),
+    # so a pretrained run and a plain one take the same number of steps; False: pretraining comes on top.
+    equal_steps: bool = False
 
     def __post_init__(self) -> None:
         check_choice("--precision", self.precision, PRECISIONS)
@@ -176,6 +192,14 @@ class RunConfig:
             check_number("--grad-clip", self.grad_clip, low=0.0, low_open=True)
         if self.train_size is not None:
             check_number("--train-size", self.train_size, low=1)
+        check_number("--val-fraction", self.val_fraction, low=0.0, high=0.5)
+        check_number("--min-delta", self.min_delta, low=0.0, high=1.0)
+        if self.patience is not None:
+            check_number("--patience", self.patience, low=1)
+            if self.val_fraction == 0:
+                raise BadInput("--patience needs a validation holdout; set --val-fraction above 0 (default 0.1)")
+        if self.equal_steps and self.model.pretrain != "greedy":
+            raise BadInput("--equal-steps needs --pretrain greedy (it counts pretraining inside --epochs)")
         if self.loss == "bce" and self.model.output_activation != "sigmoid":
             raise BadInput(f"--loss bce needs --output sigmoid (got {self.model.output!r})")
 
@@ -188,7 +212,8 @@ class RunConfig:
         if spec.get("hidden") is not None:
             spec["hidden"] = tuple(spec["hidden"])
         known = {f.name for f in fields(cls)} - {"model"}
-        return cls(model=ModelSpec(**spec), **{k: v for k, v in data.items() if k in known})
+        values = {**_ADDED_LATER, **{k: v for k, v in data.items() if k in known}}
+        return cls(model=ModelSpec(**spec), **values)
 
     @property
     def run_id(self) -> str:
@@ -276,6 +301,7 @@ class GridSpec:
     base: RunConfig = field(default_factory=lambda: RunConfig(model=ModelSpec(arch="fc")))
     # fixed model options applied wherever they apply (batchnorm, dropout, hidden, pretrain_epochs)
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    equal_steps: bool = False  # greedy cells count their pretraining inside --epochs (the others have none)
 
     # grid axis -> ModelSpec field and CLI flag
     MODEL_AXES = {
@@ -316,7 +342,8 @@ class GridSpec:
                     if loss == "bce" and spec.output_activation != "sigmoid":
                         continue  # BCE needs [0, 1] outputs; such cells do not exist
                     cfg = replace(
-                        self.base, model=spec, dataset=dataset, loss=loss, lr=lr, batch_size=bs, seed=self.base.seed + i
+                        self.base, model=spec, dataset=dataset, loss=loss, lr=lr, batch_size=bs,
+                        seed=self.base.seed + i, equal_steps=self.equal_steps and spec.pretrain == "greedy",
                     )
                     configs.setdefault(cfg.run_id, cfg)
         if not configs:

@@ -57,6 +57,10 @@ def train(
     lr: opts.Lr = 1e-3,
     batch_size: opts.BatchSize = 128,
     epochs: opts.Epochs = 10,
+    val_fraction: opts.ValFraction = 0.1,
+    patience: opts.Patience = None,
+    min_delta: opts.MinDelta = 0.001,
+    equal_steps: opts.EqualSteps = False,
     seed: opts.Seed = 0,
     loss: opts.Loss = "mse",
     grad_clip: opts.GradClip = None,
@@ -85,7 +89,7 @@ def train(
             ),
             dataset=dataset, train_size=train_size, loss=loss, lr=lr, batch_size=batch_size, epochs=epochs,
             seed=seed, weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule, precision=precision,
-            step=step,
+            step=step, val_fraction=val_fraction, patience=patience, min_delta=min_delta, equal_steps=equal_steps,
         )  # fmt: skip
         with progress.RichEvents(stderr()) as events:
             trained = api.train(run, results, device=device, data_dir=data_dir, allow_download=download, events=events)
@@ -120,6 +124,11 @@ def compare(
     pretrain_epochs: opts.PretrainEpochs = None,
     train_size: opts.TrainSize = None,
     epochs: opts.Epochs = 10,
+    val_fraction: opts.ValFraction = 0.1,
+    patience: opts.Patience = None,
+    min_delta: opts.MinDelta = 0.001,
+    equal_steps: opts.EqualSteps = False,
+    baselines: opts.Baselines = True,
     seed: opts.Seed = 0,
     grad_clip: opts.GradClip = None,
     lr_schedule: opts.LrSchedule = "none",
@@ -175,17 +184,18 @@ def compare(
             base=config.RunConfig(
                 model=config.ModelSpec(arch="fc"), train_size=train_size, epochs=epochs, seed=seed,
                 weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule, precision=precision,
-                step=step,
+                step=step, val_fraction=val_fraction, patience=patience, min_delta=min_delta,
             ),
             fixed={"hidden": opts.ints("--hidden", hidden), "batchnorm": batchnorm, "dropout": dropout,
                    "pretrain_epochs": pretrain_epochs},
+            equal_steps=equal_steps,
         )  # fmt: skip
         axes = {"--archs": archs, "--depths": depths, "--latent-dims": latent_dims, "--downsample": downsample,
                 "--upsample": upsample, "--activations": activations, "--outputs": outputs, "--pretrain": pretrain}
         cells = presets.cells(preset, grid, axes)
         request = api.MlflowRequest(enabled=mlflow, uri=mlflow_uri, experiment=experiment)
         if dry_run:
-            plan = api.compare_plan(cells, results, executor=executor, request=request)
+            plan = api.compare_plan(cells, results, executor=executor, request=request, baselines=baselines)
             if as_json:
                 print(json.dumps(plan.to_dict("records"), default=str))
             else:
@@ -203,7 +213,7 @@ def compare(
 
             result = api.compare(
                 cells, results, executor=executor, request=request, stack=stack, device=device, data_dir=data_dir,
-                allow_download=download, events=events, on_trained=show, here=here,
+                allow_download=download, events=events, on_trained=show, here=here, baselines=baselines,
                 executor_options={"address": ray_address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run},
             )  # fmt: skip
         if result.elsewhere:

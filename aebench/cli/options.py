@@ -54,6 +54,39 @@ TrainSize = Annotated[int | None, typer.Option(help="Use only the first N traini
 Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Epochs = Annotated[int, typer.Option(help="Training epochs (after any pretraining).")]
+ValFraction = Annotated[
+    float,
+    typer.Option(
+        help="Share of the training images held out for validation (the last ones, the same for every seed): "
+        "its loss is recorded each epoch and --patience watches it; 0: none. The test split never chooses anything."
+    ),
+]
+Patience = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop when the validation loss has not improved by --min-delta for this many epochs (--epochs is then "
+        "the cap) and keep the best epoch's weights; default: train every epoch."
+    ),
+]
+MinDelta = Annotated[
+    float, typer.Option(help="With --patience: the relative fall in validation loss that counts as improving.")
+]
+EqualSteps = Annotated[
+    bool,
+    typer.Option(
+        "--equal-steps",
+        help="With --pretrain greedy: count pretraining's optimizer steps inside --epochs (fine-tuning gets the "
+        "rest), so pretrained and plain runs take the same number of steps and are ranked together.",
+    ),
+]
+Baselines = Annotated[
+    bool,
+    typer.Option(
+        "--baselines/--no-baselines",
+        help="Also fit PCA (the optimal linear autoencoder, seconds) at each code size of the grid, and show "
+        "every run's test MSE against it.",
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Random seed (initialisation and shuffle order); compare counts up from it.")]
 Loss = Annotated[str, typer.Option(help="Training loss: mse, bce (needs sigmoid output), l1.")]
 GradClip = Annotated[float | None, typer.Option(help="Clip the gradient norm to this value (off by default).")]

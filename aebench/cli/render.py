@@ -19,6 +19,7 @@ from rich.text import Text
 
 from aebench.cli.fit import Col, Fitted, fit_table
 from aebench.columns import COLUMNS, config_label, missing, plain
+from aebench.grid.baselines import WORSE, ratio_to_pca
 from aebench.grid.cells import Outcome
 from aebench.grid.runner import varying_columns
 from aebench.grid.store import DB_NAME
@@ -111,18 +112,27 @@ def grid_table(outcomes: Sequence[Outcome], total: int | None = None, width: int
     def metric(key: str) -> Col:
         return Col(COLUMNS[key].terminal_header, [COLUMNS[key].format(o.row.get(key)) for o in outcomes], "right")
 
+    ratios = ratio_to_pca([{**r, **o.row} for r, o in zip(rows, outcomes, strict=True)])
+    labels = [config_label(r, axes) for r in rows]
     columns = [
-        Col("config", [config_label(r, axes) for r in rows]),
+        Col("config", labels),
         metric("test_mse"),
+        Col("×PCA", ["-" if q is None else f"{q:.2f}" for q in ratios], "right"),
         Col("status", [o.status + ("*" if o.skipped else "") for o in outcomes]),
         *[metric(k) for k in GRID_METRICS if k != "test_mse"],
         Col("run", [o.run_id[:8] for o in outcomes]),
     ]
-    order = ["run", "config", "status", *[COLUMNS[k].terminal_header for k in GRID_ORDER]]
-    skipped = any(o.skipped for o in outcomes)
+    order = ["run", "config", "status", *[COLUMNS[k].terminal_header for k in GRID_ORDER][:1], "×PCA",
+             *[COLUMNS[k].terminal_header for k in GRID_ORDER][1:]]  # fmt: skip
+    notes = ["* done by an earlier call, read from the store"] if any(o.skipped for o in outcomes) else []
+    worse = [f"{label} ({q:.2f}×)" for label, q in zip(labels, ratios, strict=True) if q is not None and q > 1]
+    if worse:
+        notes.append(f"{WORSE}: " + ", ".join(worse))
+    elif any(q is not None for q in ratios):
+        notes.append("×PCA: test MSE over PCA's at the same code size (below 1: better than the linear baseline)")
     return fit_table(
         columns, width, order=order, wide=wide, title=grid_title(outcomes, total),
-        caption="* done by an earlier call, read from the store" if skipped else None,
+        caption="\n".join(notes) or None,
     )  # fmt: skip
 
 

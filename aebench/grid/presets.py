@@ -32,7 +32,8 @@ class Preset:
         cells: dict[str, RunConfig] = {}
         for part in self.parts():
             grid = replace(part, base=settings.base, datasets=settings.datasets, seeds=settings.seeds,
-                           losses=settings.losses, lrs=settings.lrs, batch_sizes=settings.batch_sizes)  # fmt: skip
+                           losses=settings.losses, lrs=settings.lrs, batch_sizes=settings.batch_sizes,
+                           equal_steps=part.equal_steps or settings.equal_steps)  # fmt: skip
             for cfg in grid.expand():
                 cells.setdefault(cfg.run_id, cfg)
         return list(cells.values())
@@ -45,7 +46,7 @@ def _reference() -> list[GridSpec]:
                  downsample=("pool", "stride")),  # fmt: skip
         GridSpec(archs=("conv",), depths=("medium",), latent_dims=(32,), downsample=("pool", "stride"),
                  upsample=("transpose", "bilinear")),  # fmt: skip
-        *_part_3(),
+        *_part_3(equal_steps=False),  # the 10-epoch study as it was run: pretraining on top of the epochs
         GridSpec(archs=SEED_MODELS),
     ]
 
@@ -57,8 +58,11 @@ def _exercise_1(latents: tuple[int, ...] = (2, 16, 32, 128)) -> list[GridSpec]:
     ]
 
 
-def _part_3() -> list[GridSpec]:
-    return [GridSpec(archs=("fc",), depths=("deep",), latent_dims=(32,), pretrain=("none", "greedy"))]
+def _part_3(equal_steps: bool = True) -> list[GridSpec]:
+    """Plain against greedy pretraining, and (`equal_steps`) greedy again inside the plain run's step budget:
+    pretraining on top of the epochs is more training as well as pretraining."""
+    deep = GridSpec(archs=("fc",), depths=("deep",), latent_dims=(32,), pretrain=("none", "greedy"))
+    return [deep, replace(deep, pretrain=("greedy",), equal_steps=True)] if equal_steps else [deep]
 
 
 PRESETS: dict[str, Preset] = {

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from aebench.columns import COLUMNS, MEASURED, of_kind
+from aebench.columns import COLUMNS, EPOCH_COLUMNS, MEASURED, of_kind
 from aebench.config import RunConfig
 from aebench.errors import StoreError, no_space
 from aebench.train.checkpoint import check_writable
@@ -80,10 +80,22 @@ def _schema() -> str:
     CREATE TABLE epochs (
         run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
         epoch INTEGER NOT NULL,
-        train_loss REAL, test_loss REAL, seconds REAL, lr REAL,
+        {", ".join(f"{name} {sql}" for name, sql in EPOCH_COLUMNS.items())},
         PRIMARY KEY (run_id, epoch)
     );
     """
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns `aebench.columns` declares that the store's tables lack (as sqlite-utils'
+    `add_missing_columns` does): a new metric or axis needs no hand-written migration, and an older run reads
+    NULL there. Only additions: a store is never rewritten."""
+    wanted = {"runs": {c.name: c.sql for c in COLUMNS.values()}, "epochs": EPOCH_COLUMNS}
+    for table, columns in wanted.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, sql in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql}")
 
 
 def _chunked(run_ids: Sequence[str], size: int = 500) -> Iterator[tuple[str, Sequence[str]]]:
@@ -222,9 +234,10 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM runs WHERE run_id = ?", (config.run_id,))
             self._insert(db, config, status, values)
+            names = ("epoch", *EPOCH_COLUMNS)
             db.executemany(
-                "INSERT INTO epochs (run_id, epoch, train_loss, test_loss, seconds, lr) VALUES (?, ?, ?, ?, ?, ?)",
-                [(config.run_id, e["epoch"], e["train_loss"], e["test_loss"], e["seconds"], e["lr"]) for e in epochs],
+                f"INSERT INTO epochs (run_id, {', '.join(names)}) VALUES (?, {', '.join('?' for _ in names)})",
+                [(config.run_id, *(e.get(n) for n in names)) for e in epochs],
             )
 
     # ---- reading ----
@@ -322,6 +335,11 @@ def open_store(results: str | Path, *, create: bool = True) -> Store:
         )
     if version < SCHEMA_VERSION:
         _migrate(conn, path, version)
+    try:
+        _add_missing_columns(conn)
+    except sqlite3.OperationalError as exc:  # a read-only store: read what it has
+        if "readonly" not in str(exc):
+            raise
     conn.execute("PRAGMA foreign_keys = ON")
     return Store(path, conn)
 

@@ -4,7 +4,7 @@ behind one registry (`registry`: name -> builder) and one protocol (`base.Autoen
 Importing this package registers every model, so `create_model` and `list_models` need no loader.
 """
 
-from aebench.models import families, zoo  # noqa: F401  (importing them registers their models)
+from aebench.models import families, pca, zoo  # noqa: F401  (importing them registers their models)
 from aebench.models.base import Autoencoder, count_params
 from aebench.models.registry import ModelEntry, create_model, get_entry, list_models, register_model
 

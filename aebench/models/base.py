@@ -25,6 +25,8 @@ class Autoencoder(nn.Module):
         flatten: whether the encoder takes flat vectors (the FC models).
     """
 
+    closed_form = False  # True for a baseline fitted in one pass (`fit`) instead of trained by the loop
+
     def __init__(
         self,
         input_shape: tuple[int, int, int],
@@ -56,6 +58,10 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    def fit(self, x: torch.Tensor) -> float:
+        """Fit a closed-form model to the training images `x`; returns the FLOPs it took."""
+        raise NotImplementedError(f"{type(self).__name__} is trained, not fitted")
 
 
 def activation(name: str) -> nn.Module:

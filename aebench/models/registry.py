@@ -30,6 +30,7 @@ class ModelEntry:
     description: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    ends_in: str = "sigmoid"  # the output activation of a model without an `output` option: the data's range
 
     @property
     def options(self) -> frozenset[str]:
@@ -44,6 +45,7 @@ def register_model(
     name: str,
     description: str,
     train_defaults: Mapping[str, Any] | None = None,
+    ends_in: str = "sigmoid",
     **defaults: Any,
 ) -> Callable[[Builder], Builder]:
     """Register `builder(input_shape, **options)` under `name`.
@@ -55,7 +57,7 @@ def register_model(
     def wrap(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, description, dict(defaults), dict(train_defaults or {}))
+        _REGISTRY[name] = ModelEntry(name, builder, description, dict(defaults), dict(train_defaults or {}), ends_in)
         return builder
 
     return wrap

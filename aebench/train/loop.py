@@ -49,6 +49,19 @@ class EpochRecord:
     seconds: float
     lr: float
     cuda_graph: bool = False  # whether this epoch's full batches were replayed from a CUDA graph
+    val_loss: float = math.nan  # on the validation holdout (NaN without one): what early stopping watches
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """Early stopping on the validation loss: stop after `patience` epochs without a relative improvement of
+    `min_delta`, and give back the best epoch's weights. Only the validation loss is looked at."""
+
+    patience: int
+    min_delta: float = 0.001
+
+    def improved(self, loss: float, best: float) -> bool:
+        return loss < best * (1.0 - self.min_delta)
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, loss_fn: Callable[..., torch.Tensor]) -> float:
@@ -211,14 +224,23 @@ def train_epochs(
     precision: str = "fp32",
     cuda_graph: bool = True,
     written_step: bool = True,
+    x_val: torch.Tensor | None = None,
+    stopping: Stopping | None = None,
 ) -> list[EpochRecord]:
     """Train `model` to reconstruct `x_train` with `training_step`'s step (see there for the
-    device-specific paths); also used per layer by greedy pretraining."""
+    device-specific paths); also used per layer by greedy pretraining.
+
+    With `stopping` (which needs `x_val`), training ends early on a validation plateau and the model is left
+    with its best validation epoch's weights; the records stop at the last epoch trained. The test loss is
+    recorded each epoch as a curve to look at, never to decide anything."""
+    if stopping is not None and x_val is None:
+        raise ValueError("early stopping needs a validation set")
     device = x_train.device
     n = len(x_train)
     steps = math.ceil(n / batch_size)
     total_steps = total_steps or steps * epochs
     records: list[EpochRecord] = []
+    best_loss, best_epoch, best_state = math.inf, 0, None
     with training_step(
         model, x_train, loss=loss, lr=lr, batch_size=batch_size, weight_decay=weight_decay, grad_clip=grad_clip,
         precision=precision, cuda_graph=cuda_graph, written_step=written_step,
@@ -237,15 +259,26 @@ def train_epochs(
             seconds = time.perf_counter() - start
             train_loss = float(train.running) / n
             test_loss = _evaluate(model, x_test, LOSSES[loss]) if x_test is not None else math.nan
+            val_loss = _evaluate(model, x_val, LOSSES[loss]) if x_val is not None else math.nan
             if (blown := divergence(epoch, train_loss, test_loss, x_test is not None)) is not None:
                 raise blown
             lr_now = current_lr(train.optimizer)
-            records.append(EpochRecord(epoch, train_loss, test_loss, seconds, lr_now, train.runner.captured))
+            records.append(EpochRecord(epoch, train_loss, test_loss, seconds, lr_now, train.runner.captured, val_loss))
             if sched is not None:
                 sched.step()
             if progress is not None:
                 msg = f"{label} {epoch}/{epochs} train {train_loss:.4f}"
+                if x_val is not None:
+                    msg += f" val {val_loss:.4f}"
                 if x_test is not None:
                     msg += f" test {test_loss:.4f}"
                 progress(step_offset + epoch * steps, total_steps, msg)
+            if stopping is not None:
+                if stopping.improved(val_loss, best_loss):
+                    best_loss, best_epoch = val_loss, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                elif epoch - best_epoch >= stopping.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return records

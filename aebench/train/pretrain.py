@@ -34,6 +34,13 @@ def pretrain_steps(model: Autoencoder, n: int, batch_size: int, epochs: int) -> 
     return len(_pairs(model)) * epochs * math.ceil(n / batch_size)
 
 
+def pretrain_flops(model: Autoencoder, n: int, epochs: int) -> float:
+    """FLOPs greedy pretraining spends: each layer pair's two products (2 FLOPs a multiply-add) forward, about
+    three times that with the backward pass, for every image of every epoch."""
+    per_image = sum(2 * 2 * enc.in_features * enc.out_features for enc, _ in _pairs(model))
+    return 3.0 * per_image * n * epochs
+
+
 def greedy_pretrain(
     model: Autoencoder,
     x: torch.Tensor,

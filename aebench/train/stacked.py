@@ -6,7 +6,7 @@ so a stacked run computes what the K independent runs compute, in batched matrix
 products that cost one kernel launch instead of K. Runs with BatchNorm (running
 statistics are mutated in place) or dropout (random per call) are not stacked, and
 neither are runs with gradient clipping (a norm over each run's own gradients), a
-learning-rate schedule or greedy pretraining.
+learning-rate schedule, greedy pretraining or early stopping (each run stops at its own epoch).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def stackable(config: RunConfig, model: nn.Module) -> bool:
     """Whether this run can share a stack: nothing in it that vmap cannot batch exactly."""
     m = config.model
     if config.grad_clip is not None or m.pretrain == "greedy" or config.lr_schedule != "none":
+        return False
+    if config.patience is not None or model.closed_form:  # each run stops on its own plateau
         return False
     return not any(isinstance(x, nn.modules.batchnorm._BatchNorm | nn.Dropout | nn.Dropout2d) for x in model.modules())
 
@@ -119,6 +121,7 @@ def train_stacked(
     precision: str = "fp32",
     progress: Progress | None = None,
     cuda_graph: bool = True,
+    x_val: torch.Tensor | None = None,
 ) -> list[list[EpochRecord] | Diverged]:
     """Train `models` (same architecture, different weights) together, run i with loss `losses[i]`,
     learning rate `lrs[i]` and its own shuffle; their trained weights are written back into them.
@@ -191,7 +194,10 @@ def train_stacked(
                 if (blown := divergence(epoch, train_losses[i], test_loss, x_test is not None)) is not None:
                     diverged[i] = blown
                     continue
-                records[i].append(EpochRecord(epoch, train_losses[i], test_loss, seconds, lrs[i], runner.captured))
+                val_loss = _evaluate(model, x_val, LOSSES[losses[i]]) if x_val is not None else math.nan
+                records[i].append(
+                    EpochRecord(epoch, train_losses[i], test_loss, seconds, lrs[i], runner.captured, val_loss)
+                )
             if len(diverged) == k:
                 break
     return [diverged.get(i, r) for i, r in enumerate(records)]

@@ -19,7 +19,7 @@ OTHER = "NVIDIA H200"
 
 def _trained_elsewhere(results: Path, cfg: RunConfig) -> None:
     """The run as another machine would have stored it: same config, same result, its own device."""
-    api.compare([cfg], results, device="cpu")
+    api.compare([cfg], results, device="cpu", baselines=False)
     with sqlite3.connect(results / DB_NAME) as db:
         db.execute("UPDATE runs SET device_name = ?, device = 'cuda' WHERE run_id = ?", (OTHER, cfg.run_id))
 
@@ -30,12 +30,12 @@ def test_cells_done_on_another_device_are_counted_and_here_trains_them_beside(tm
     _trained_elsewhere(results, cfg)
     this = device_name(resolve_device("cpu"))
 
-    skipped = api.compare([cfg], results, device="cpu")
+    skipped = api.compare([cfg], results, device="cpu", baselines=False)
     assert skipped.elsewhere == {cfg.run_id: OTHER} and skipped.here == this
     assert [o.skipped for o in skipped.outcomes] == [True]
 
     res = runner.invoke(app, ["compare", "--archs", "seed-ae", "--epochs", "1", "--train-size", "256",
-                              "--device", "cpu", "--results", str(results)])  # fmt: skip
+                              "--device", "cpu", "--no-baselines", "--results", str(results)])  # fmt: skip
     assert res.exit_code == 0 and f"1 cells skipped: done on another device ({OTHER})" in res.stderr
 
     here = api.compare([cfg], results, device="cpu", here=True)

@@ -101,5 +101,5 @@ def test_fixed_size_seed_decoder_refuses_other_shapes() -> None:
 
 
 def test_unknown_arch_names_the_choices() -> None:
-    with pytest.raises(BadInput, match="unknown arch 'cnn'; choose from: conv, fc, seed-ae"):
+    with pytest.raises(BadInput, match="unknown arch 'cnn'; choose from: conv, fc, pca, seed-ae"):
         create_model("cnn", MNIST_SHAPE)

@@ -32,7 +32,9 @@ def speed_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Autoencoder, RunC
 def test_a_stacked_run_records_its_solo_speed_and_the_stacks_own(
     fashion_mnist: data.Dataset, speed_calls: list[tuple[Autoencoder, RunConfig]]
 ) -> None:
-    configs = [RunConfig(model=model_spec("seed-ae"), epochs=2, train_size=1024, seed=s) for s in (0, 1)]
+    configs = [
+        RunConfig(model=model_spec("seed-ae"), epochs=2, train_size=1024, seed=s, val_fraction=0.0) for s in (0, 1)
+    ]
     results = run_stack(configs, device="cpu", dataset=fashion_mnist)
     assert [(m, c) for m, c in speed_calls] == [(r.model, r.config) for r in results]  # type: ignore[union-attr]
     for r in results:
