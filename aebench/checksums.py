@@ -5,8 +5,10 @@ by name alone. Each file is known two ways: the MD5 of the published `.gz` (torc
 dataset classes list them) and the MD5 of the IDX bytes inside, which survives recompression
 (Debian's `dataset-fashion-mnist` recompresses: its `.gz` sums differ, its bytes do not) and
 covers uncompressed files. The content sums were computed once from the real files: Debian's
-Fashion-MNIST and MNIST's test split in `tests/data/mnist`. MNIST's training split and KMNIST
-could not be had here, so for those only the published `.gz` is known.
+Fashion-MNIST, and MNIST's both splits in `../shared/data/mnist` (its README lists them; the test
+split is also in `tests/data/mnist`). KMNIST could not be had here, so for it only the published
+`.gz` is known: its own `.gz` files pass, and a recompressed or uncompressed copy is refused as
+unknown content (it can still train as `idx:FOLDER`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ PUBLISHED_GZ: dict[tuple[str, str], str] = {
 }
 # (dataset, file stem) -> MD5 of the decompressed IDX bytes, from the real files (see the module docstring)
 CONTENT: dict[tuple[str, str], str] = {
+    ("mnist", "train-images-idx3-ubyte"): "6bbc9ace898e44ae57da46a324031adb",
+    ("mnist", "train-labels-idx1-ubyte"): "a25bea736e30d166cdddb491f175f624",
     ("mnist", "t10k-images-idx3-ubyte"): "2646ac647ad5339dbf082846283269ea",
     ("mnist", "t10k-labels-idx1-ubyte"): "27ae3e4e09519cfbb04c329615203637",
     ("fashion-mnist", "train-images-idx3-ubyte"): "f4a8712d7a061bf5bd6d2ca38dc4d50a",
@@ -43,12 +47,19 @@ CONTENT: dict[tuple[str, str], str] = {
     ("fashion-mnist", "t10k-labels-idx1-ubyte"): "15d484375f8d13e6eb1aabb0c3f46965",
 }
 _BY_SUM = {md5: key for table in (PUBLISHED_GZ, CONTENT) for key, md5 in table.items()}
-STAMPS = "verified.json"  # in the cache folder: path -> (size, mtime, what it was found to be)
+CONTENT_BY_SUM = {md5: key for key, md5 in CONTENT.items()}
+STAMPS = "verified.json"  # in the cache folder: path -> (size, mtime, what it was found to be, its content MD5)
 
 
 def lookup(data: bytes) -> str | None:
     """'dataset/stem' of the published file (or its content) these bytes are, or None."""
     found = _BY_SUM.get(hashlib.md5(data).hexdigest())
+    return None if found is None else "/".join(found)
+
+
+def known(content: str) -> str | None:
+    """'dataset/stem' of the published file whose IDX bytes have MD5 `content`, or None."""
+    found = CONTENT_BY_SUM.get(content)
     return None if found is None else "/".join(found)
 
 
@@ -64,16 +75,13 @@ def identify(path: Path) -> str | None:
     return found
 
 
-def recognisable(dataset: str, stem: str) -> bool:
-    """Whether a file of `dataset` named `stem` is known by its content, so any other content is not that file."""
-    return (dataset, stem) in CONTENT
-
-
 class Stamps:
     """What each file was found to be, remembered in the cache so a folder is checked once, not every run.
 
     A stamp is keyed by the file's resolved path and holds its size and modification time: a file
-    replaced since is checked again. A cache that cannot be written costs a check per run, nothing else.
+    replaced since is checked again. It also holds the MD5 of the file's IDX bytes, which a run records
+    (`aebench.data.Dataset.digest`), so that costs nothing either. A stamp of an older aebench, without
+    that MD5, is checked again. A cache that cannot be written costs a check per run, nothing else.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -88,14 +96,17 @@ class Stamps:
         st = path.stat()
         return str(path.resolve()), [st.st_size, st.st_mtime_ns]
 
-    def get(self, path: Path) -> str | None:
+    def get(self, path: Path) -> tuple[str, str] | None:
+        """(what the file was found to be, '' for unknown; the MD5 of its IDX bytes), or None if not stamped."""
         key, sig = self._key(path)
         entry = self.stamps.get(key)
-        return str(entry[2]) if entry and entry[:2] == sig else None
+        if not entry or entry[:2] != sig or len(entry) < 4:
+            return None
+        return str(entry[2]), str(entry[3])
 
-    def put(self, path: Path, verdict: str) -> None:
+    def put(self, path: Path, verdict: str, content: str) -> None:
         key, sig = self._key(path)
-        self.stamps[key] = [*sig, verdict]
+        self.stamps[key] = [*sig, verdict, content]
 
     def save(self) -> None:
         try:

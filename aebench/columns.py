@@ -135,6 +135,8 @@ host                    | TEXT    | host               |         |        |     
 pid                     | INTEGER | pid                |         |        |          |
 started_at              | TEXT    | started at         |         |        |          |
 wall_seconds            | REAL    | wall time (s)      | {:.2f}  |        |          |
+data_dir                | TEXT    | data folder        |         |        |          |
+data_digest             | TEXT    | data MD5s          |         |        |          |
 -- record
 error                   | TEXT    | error              |         |        |          |
 diverged_epoch          | INTEGER | diverged at epoch  |         |        |          |

@@ -7,6 +7,7 @@ keeps it on the training device, so there are no per-item transforms or DataLoad
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from aebench import checksums
-from aebench.errors import BadInput, DataCorrupt, DataMismatch, DataNotFound
+from aebench.errors import TITLES, BadInput, DataCorrupt, DataMismatch, DataNotFound, DataUnknown
 
 # name -> torchvision class (whose `raw/` folder holds the same IDX files)
 DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -46,14 +47,31 @@ _IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C:
 class Split:
     images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor  # int64 (N,)
+    digests: tuple[str, str] = ("", "")  # MD5 of the images' and the labels' IDX bytes (inside any .gz)
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """Both splits of a dataset, and where they came from, which each run records (`provenance`)."""
+
     name: str
     folder: Path
     train: Split
     test: Split
+
+    @property
+    def digest(self) -> str:
+        """The MD5s of its four files' IDX bytes, comma-joined: train images, train labels, test images, test labels.
+
+        The bytes inside a .gz, not the .gz, since a recompressed copy (Debian's) is the same data. One MD5 per
+        file rather than one hash over them: each can be checked without aebench (`zcat FILE | md5sum`, or a
+        dataset's published table), and a run that used a changed file shows which.
+        """
+        return ",".join((*self.train.digests, *self.test.digests))
+
+    def provenance(self) -> dict[str, str]:
+        """The store's `data_dir` (the folder, absolute but not through symlinks) and `data_digest` columns."""
+        return {"data_dir": os.path.abspath(self.folder), "data_digest": self.digest}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -172,38 +190,46 @@ def locate(data_dir: str | Path | None = None) -> Places:
     return Places(search_roots(data_dir), places)
 
 
-def _verified(path: Path, data: bytes, raw: bytes, expected: str | None, stamps: checksums.Stamps | None) -> None:
-    """Refuse a file that is a different published file than `expected` ('dataset/stem'), or not the published one.
+def _verified(path: Path, data: bytes, raw: bytes, expected: str | None, stamps: checksums.Stamps | None) -> str:
+    """The MD5 of `raw` (the IDX bytes); with `expected` ('dataset/stem'), refuse a file that is not that file.
 
-    A file whose content no published file has is refused only where the expected file is known by its content
-    (`checksums.recognisable`); MNIST's training split and KMNIST are checked by their published .gz alone.
+    Under a published name only a published file passes, known by its .gz or by its content (`checksums`):
+    another dataset's file is a `DataMismatch`, content aebench does not know is a `DataUnknown`.
     """
-    if expected is None:
-        return
-    verdict = stamps.get(path) if stamps else None
-    if verdict is None:
-        verdict = checksums.lookup(data) or (checksums.lookup(raw) if raw is not data else None) or ""
+    stamp = stamps.get(path) if stamps and expected else None
+    if stamp is not None:
+        verdict, content = stamp
+    else:
+        content = hashlib.md5(raw).hexdigest()
+        if expected is None:
+            return content
+        verdict = (checksums.lookup(data) if raw is not data else None) or checksums.known(content) or ""
         if stamps:
-            stamps.put(path, verdict)
+            stamps.put(path, verdict, content)
+    if expected is None or verdict == expected:
+        return content
     name, stem = expected.split("/")
-    if verdict == expected or (not verdict and not checksums.recognisable(name, stem)):
-        return
-    if verdict:
-        raise DataMismatch(name, path.parent, verdict.split("/")[0])
-    raise DataCorrupt(
-        f"{path}: not the published {name} file {stem} (its checksum differs); get it again: {how_to_get(name)}"
-    )
+    title = TITLES.get(name, name)
+    if not verdict:
+        raise DataUnknown(
+            f"{path}: not the published {name} file {stem} (aebench knows {title}'s files by checksum and this "
+            f"content is none of them); {how_to_get(name)}; to train on these files as they are, use "
+            f"--dataset idx:{path.parent}"
+        )
+    actual, actual_stem = verdict.split("/")
+    if actual == name:
+        raise DataCorrupt(f"{path}: holds {title}'s {actual_stem}, not its {stem} (misnamed); name it {actual_stem}")
+    raise DataMismatch(name, path.parent, actual)
 
 
-def read_idx(path: Path, expected: str | None = None, stamps: checksums.Stamps | None = None) -> np.ndarray:
-    """Read one IDX file (optionally gzipped), checking its header against its size, and, when `expected`
-    ('dataset/stem') is given, that it is that published file (`_verified`)."""
+def _read(path: Path, expected: str | None, stamps: checksums.Stamps | None) -> tuple[np.ndarray, str]:
+    """`read_idx`, and the MD5 of the file's IDX bytes (what a run records of its data)."""
     try:
         data = path.read_bytes()
         raw = gzip.decompress(data) if path.suffix == ".gz" else data
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataCorrupt(f"{path}: cannot be read as IDX ({exc})") from None
-    _verified(path, data, raw, expected, stamps)
+    content = _verified(path, data, raw, expected, stamps)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataCorrupt(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -215,7 +241,13 @@ def read_idx(path: Path, expected: str | None = None, stamps: checksums.Stamps |
     expected_size = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected_size:
         raise DataCorrupt(f"{path}: truncated or padded IDX file ({len(raw)} bytes, header says {expected_size})")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape), content
+
+
+def read_idx(path: Path, expected: str | None = None, stamps: checksums.Stamps | None = None) -> np.ndarray:
+    """Read one IDX file (optionally gzipped), checking its header against its size, and, when `expected`
+    ('dataset/stem') is given, that it is that published file (`_verified`)."""
+    return _read(path, expected, stamps)[0]
 
 
 def read_split(folder: Path, split: str, name: str | None = None, stamps: checksums.Stamps | None = None) -> Split:
@@ -225,12 +257,14 @@ def read_split(folder: Path, split: str, name: str | None = None, stamps: checks
     if image_path is None or label_path is None:
         raise DataNotFound(f"{folder} has no {split} split ({image_stem}, {label_stem})")
     published = name in DATASETS
-    images = read_idx(image_path, f"{name}/{image_stem}" if published else None, stamps)
-    labels = read_idx(label_path, f"{name}/{label_stem}" if published else None, stamps)
+    images, image_md5 = _read(image_path, f"{name}/{image_stem}" if published else None, stamps)
+    labels, label_md5 = _read(label_path, f"{name}/{label_stem}" if published else None, stamps)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataCorrupt(f"{folder}: {split} images {images.shape} do not match labels {labels.shape}")
     # (N, H, W) grey images -> (N, 1, H, W); copy so the tensor owns writable memory
-    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+    return Split(
+        torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)), (image_md5, label_md5)
+    )
 
 
 def download(name: str) -> Path | None:
@@ -246,32 +280,66 @@ def download(name: str) -> Path | None:
     return find(name, root)
 
 
+def _first(name: str, folders: list[Path], stamps: checksums.Stamps) -> tuple[Dataset | None, DataMismatch | None]:
+    """The first of `folders` whose files are `name`'s, or None and the first folder that held another dataset's.
+
+    Only a mismatch is passed over: a damaged or unknown file stops the search, since reading on would hide it.
+    """
+    mismatch: DataMismatch | None = None
+    for folder in folders:
+        try:
+            train = read_split(folder, "train", name, stamps)
+            return Dataset(name, folder, train, read_split(folder, "test", name, stamps)), None
+        except DataMismatch as exc:
+            mismatch = mismatch or exc
+    return None, mismatch
+
+
+def _from_data_dir(name: str, root: Path, stamps: checksums.Stamps) -> Dataset:
+    """Dataset `name` from the folder the user named, or a refusal: never another folder in its place."""
+    stems = [stem for pair in SPLIT_FILES.values() for stem in pair]
+    places = list(_candidates(root, name))
+    folders = [f for f in places if all(_file(f, stem) for stem in stems)]
+    ds, mismatch = _first(name, folders, stamps)
+    if ds is not None:
+        return ds
+    if mismatch is not None:
+        raise DataMismatch(name, mismatch.folder, mismatch.actual, root)
+    looked = ", ".join(str(p) for p in places[:-1])
+    raise DataNotFound(
+        f"--data-dir {root}: no {name} IDX files there (looked in {looked} and {root} itself); it is used as given, "
+        f"never passed over: leave it out to look in $AEBENCH_DATA, the cache and /usr/share/datasets, or "
+        f"{how_to_get(name)}"
+    )
+
+
 def load(name: str, data_dir: str | Path | None = None, allow_download: bool = True) -> Dataset:
     """Find (or download) and read both splits of dataset `name`, each file checked to be that dataset's.
 
-    A folder whose files are another dataset's is passed over for the next place, and named in the
-    error if no place holds the right files; what each file was found to be is remembered in the cache.
+    An explicit `data_dir` is the only place looked: files there that are not `name`'s are refused, never
+    passed over for a folder the user did not name. In the default places a folder whose files are another
+    dataset's is passed over for the next, and named in the error if no place holds the right files; torchvision
+    downloads the dataset when no place holds its files at all. What each file was found to be is remembered
+    in the cache.
     """
     if check_name(name).startswith(IDX_PREFIX):
         folder = Path(name[len(IDX_PREFIX) :])
         return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
     stamps = checksums.Stamps(cache_root())
-    mismatch: DataMismatch | None = None
-    folders = list(_folders(name, data_dir))
-    if not folders and allow_download and (fetched := download(name)) is not None:
-        folders = [fetched]
     try:
-        for folder in folders:
-            try:
-                train = read_split(folder, "train", name, stamps)
-                return Dataset(name, folder, train, read_split(folder, "test", name, stamps))
-            except DataMismatch as exc:
-                mismatch = mismatch or exc
+        if data_dir:
+            return _from_data_dir(name, Path(data_dir), stamps)
+        folders = list(_folders(name, None))
+        if not folders and allow_download and (fetched := download(name)) is not None:
+            folders = [fetched]
+        ds, mismatch = _first(name, folders, stamps)
     finally:
         stamps.save()
+    if ds is not None:
+        return ds
     if mismatch is not None:
         raise mismatch
-    looked = ", ".join(str(r) for r in search_roots(data_dir))
+    looked = ", ".join(str(r) for r in search_roots(None))
     raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {how_to_get(name)}")
 
 

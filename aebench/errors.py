@@ -30,21 +30,39 @@ class DataCorrupt(BadInput):
     """A dataset file exists but is truncated or not in the IDX format."""
 
 
+class DataUnknown(DataCorrupt):
+    """A file under a published dataset's name whose content is no published file: changed, damaged, or a user's own.
+
+    A subclass of DataCorrupt because to the search it is one: it stops there, since passing over a damaged copy
+    would hide it. A user's own files train under a name of their own (`--dataset idx:FOLDER`).
+    """
+
+
+# how each dataset is written in a sentence
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+
+
 class DataMismatch(BadInput):
-    """A folder found under one dataset's name holds another published dataset's files."""
+    """A folder found under one dataset's name holds another published dataset's files: not corrupt, another
+    dataset, so the search of the default places goes on past it; under an explicit --data-dir it is refused."""
 
-    # how each dataset is written in a sentence
-    TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+    TITLES = TITLES
 
-    def __init__(self, name: str, folder: object, actual: str) -> None:
-        title, actual_title = self.TITLES.get(name, name), self.TITLES.get(actual, actual)
+    def __init__(self, name: str, folder: object, actual: str, data_dir: object = None) -> None:
+        title, actual_title = TITLES.get(name, name), TITLES.get(actual, actual)
+        where = (
+            f"--data-dir {data_dir} is used as given, never passed over: give the folder that holds {title}'s "
+            "files, or leave out --data-dir to look in $AEBENCH_DATA, the cache and /usr/share/datasets"
+            if data_dir is not None
+            else f"{title} is looked for in --data-dir, $AEBENCH_DATA, the cache and /usr/share/datasets"
+        )
         super().__init__(
             f"--dataset {name}: {folder} holds {actual_title}'s files, not {title}'s (checked by checksum); "
-            f"{title} is looked for in --data-dir, $AEBENCH_DATA, the cache and /usr/share/datasets, each as "
-            f"<root>/{name}/, torchvision's <root>/<Class>/raw/ or <root> itself (`aebench datasets` shows where); "
-            f"for these files use --dataset {actual}, or --dataset idx:{folder} for IDX files of your own"
+            f"{where}, each as <root>/{name}/, torchvision's <root>/<Class>/raw/ or <root> itself (`aebench "
+            f"datasets` shows where); for these files use --dataset {actual}, or --dataset idx:{folder} for IDX "
+            "files of your own"
         )
-        self.name, self.folder, self.actual = name, folder, actual
+        self.name, self.folder, self.actual, self.data_dir = name, folder, actual, data_dir
 
 
 class StoreError(AebenchError):

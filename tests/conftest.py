@@ -1,4 +1,5 @@
-"""Real data for the tests: Fashion-MNIST from Debian's package, the MNIST test split from tests/data."""
+"""Real data for the tests: Fashion-MNIST from Debian's package, the MNIST test split from tests/data, and the
+whole MNIST from ../shared/data/mnist where it is there."""
 
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ from aebench import data
 from aebench.train.accel import onednn
 
 MNIST_DIR = Path(__file__).parent / "data" / "mnist"
+ROOT = Path(__file__).resolve().parent.parent
+# The real MNIST, both splits, beside the checkout (its README lists each file's content MD5 and the label counts)
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The real MNIST's folder, `../shared/data/mnist` from the checkout; the test is skipped where it is absent."""
+    if not all((SHARED_MNIST / f"{stem}.gz").is_file() for pair in data.SPLIT_FILES.values() for stem in pair):
+        pytest.skip(f"the real MNIST (both splits) is not in {SHARED_MNIST}")
+    return SHARED_MNIST
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,16 @@ import gzip
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from aebench import data
+from aebench import checksums, data
+from aebench.cli.app import app
 from aebench.errors import DataCorrupt, DataNotFound
-from tests.conftest import MNIST_DIR
+from aebench.grid.store import open_store
+from tests.conftest import MNIST_DIR, ROOT
 
 MNIST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -95,3 +99,26 @@ def test_to_device_scales_for_the_output_activation() -> None:
     images = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
     assert data.to_device(images, torch.device("cpu"), "sigmoid").flatten().tolist() == [0.0, 1.0]
     assert data.to_device(images, torch.device("cpu"), "tanh").flatten().tolist() == [-1.0, 1.0]
+
+
+def test_mnist_from_the_shared_folder_trains_and_records_where_its_data_came_from(
+    shared_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data-dir ../shared/data/mnist` from the checkout: the run records the folder (absolute) and the four
+    files' content MD5s, in the store, in the report's runs.csv and in its Environment section."""
+    monkeypatch.chdir(ROOT)
+    results, out = tmp_path / "results", tmp_path / "report"
+    res = CliRunner().invoke(app, ["train", "--arch", "seed-ae", "--dataset", "mnist", "--data-dir",
+                                   "../shared/data/mnist", "--epochs", "1", "--train-size", "2000", "--device", "cpu",
+                                   "--results", str(results)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    digest = ",".join(checksums.CONTENT["mnist", stem] for pair in data.SPLIT_FILES.values() for stem in pair)
+    with open_store(results, create=False) as store:
+        [row] = store.runs().to_dict("records")
+    assert row["status"] == "done" and row["data_dir"] == str(shared_mnist) and row["data_digest"] == digest
+    report = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out), "--only", "throughput",
+                                      "--figures", "png"])  # fmt: skip
+    assert report.exit_code == 0, report.output
+    assert pd.read_csv(out / "runs.csv")[["data_dir", "data_digest"]].values.tolist() == [[str(shared_mnist), digest]]
+    md = (out / "report.md").read_text()
+    assert f"| data folder | {shared_mnist} |" in md and f"| {digest} |" in md

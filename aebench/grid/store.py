@@ -25,7 +25,7 @@ from aebench.config import RunConfig
 from aebench.errors import StoreError, no_space
 from aebench.train.checkpoint import check_writable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_NAME = "aebench.db"
 # Statements that take a store from version N to N + 1; a backup is taken before any of them.
 MIGRATIONS: dict[int, list[str]] = {
@@ -53,6 +53,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN stack_epoch_seconds REAL",
         "ALTER TABLE runs ADD COLUMN machine TEXT",
         "ALTER TABLE runs ADD COLUMN flush_denormal INTEGER",
+    ],
+    # Where each run's data came from: its folder and its files' content MD5s (`aebench.data.Dataset.digest`).
+    # Runs stored before have neither (NULL): what they read was not recorded, and is not guessed.
+    5: [
+        "ALTER TABLE runs ADD COLUMN data_dir TEXT",
+        "ALTER TABLE runs ADD COLUMN data_digest TEXT",
     ],
 }
 # A claim from another host whose process has not reported for this long is taken over.

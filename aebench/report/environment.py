@@ -1,13 +1,18 @@
 """Where and when a report's runs were measured: what a reader needs before trusting a published study.
 
-The store records each run's provenance (device, torch, commit, host, start, finish, wall time), so
-a report can state it without the person who ran the study writing it down: a study resumed over
-several sittings shows its span and the sum of its runs apart, since the span then includes the gaps.
+The store records each run's provenance (device, torch, commit, host, data folder and its files' MD5s,
+start, finish, wall time), so a report can state it without the person who ran the study writing it
+down: a study resumed over several sittings shows its span and the sum of its runs apart, since the
+span then includes the gaps; a study whose runs read different data (another copy, a changed file)
+shows each folder and digest with its count of runs.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+# what `data_digest` holds, in its order (`aebench.data.Dataset.digest`)
+DIGEST_ROW = "data MD5s (IDX bytes: train images, train labels, test images, test labels)"
 
 
 def _counted(values: pd.Series) -> str:
@@ -31,10 +36,11 @@ def duration(seconds: float) -> str:
 
 
 def environment(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(what, value) rows: devices, torch, aebench commits, hosts, and the study's time, from its runs' records."""
+    """(what, value) rows: devices, torch, commits, hosts, data, and the study's time, from its runs' records."""
     rows: list[tuple[str, str]] = []
     for column, what in (("device_name", "device"), ("torch_version", "torch"), ("git_commit", "aebench commit"),
-                         ("host", "host")):  # fmt: skip
+                         ("host", "host"), ("data_dir", "data folder"),
+                         ("data_digest", DIGEST_ROW)):  # fmt: skip
         if column in runs.columns and runs[column].notna().any():
             rows.append((what, _counted(runs[column])))
     if {"started_at", "finished_at"} <= set(runs.columns):

@@ -160,6 +160,7 @@ def measure(
         "pid": os.getpid(),
         "started_at": started.isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - wall_start,
+        **ds.provenance(),  # the folder its data came from and the files' content MD5s
     }
 
 

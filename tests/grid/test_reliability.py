@@ -217,9 +217,9 @@ def _store_of_schema_1(results: Path) -> list[tuple[object, ...]]:
         store.finish(cfg, "done", {"test_mse": 0.0123})
         later = ("heartbeat_at", "precision", "infer_samples_per_s_min", "infer_samples_per_s_max", "stack_size",
                  "cuda_graph", "step", "timed_steps", "engine_step", "onednn", "stack_samples_per_s",
-                 "stack_epoch_seconds", "machine", "flush_denormal")  # fmt: skip
+                 "stack_epoch_seconds", "machine", "flush_denormal", "data_dir", "data_digest")  # fmt: skip
         for column in later:
-            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 to 5
+            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 to 6
         store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         return store.conn.execute("SELECT run_id, status, test_mse FROM runs").fetchall()
 
@@ -236,6 +236,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_results: Path) -> None:
         assert store.runs()["test_mse"].tolist() == [0.0123]
         assert store.runs()["step"].tolist() == ["auto"]  # schema 5: every earlier run took the default step
         assert store.runs()["engine_step"].isna().all()  # and its speed is the old epoch-timer figure, told apart
+        assert store.runs()[["data_dir", "data_digest"]].isna().all().all()  # schema 6: not recorded, not guessed
     [backup] = tmp_results.glob(f"{DB_NAME}.schema1-*.bak")
     with sqlite3.connect(backup) as old:  # the backup is the store as it was: schema 1, same rows
         assert old.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
