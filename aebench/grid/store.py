@@ -25,7 +25,7 @@ from aebench.config import RunConfig
 from aebench.errors import StoreError, no_space
 from aebench.train.checkpoint import check_writable
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 5
 DB_NAME = "aebench.db"
 # Statements that take a store from version N to N + 1; a backup is taken before any of them.
 MIGRATIONS: dict[int, list[str]] = {
@@ -54,13 +54,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN machine TEXT",
         "ALTER TABLE runs ADD COLUMN flush_denormal INTEGER",
     ],
-    # Where each run's data came from: its folder and its files' content MD5s (`aebench.data.Dataset.digest`).
-    # Runs stored before have neither (NULL): what they read was not recorded, and is not guessed.
-    5: [
-        "ALTER TABLE runs ADD COLUMN data_dir TEXT",
-        "ALTER TABLE runs ADD COLUMN data_digest TEXT",
-    ],
 }
+# Since schema 5, a column `aebench.columns` declares is added when a store without it is opened
+# (`_add_missing_columns`): runs stored before read NULL there (not recorded, never guessed). A migration is
+# only for what an addition cannot say (a value every earlier run had).
 # A claim from another host whose process has not reported for this long is taken over.
 STALE_AFTER_S = 600.0
 HEARTBEAT_EVERY_S = 30.0

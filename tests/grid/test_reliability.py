@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aebench.cli.app import app
-from aebench.config import GridSpec, ModelSpec, RunConfig
+from aebench.config import GridSpec, ModelSpec, RunConfig, model_spec
 from aebench.grid import cells as cells_mod
 from aebench.grid import executors as executors_mod
 from aebench.grid import runner as runner_mod
@@ -219,7 +219,7 @@ def _store_of_schema_1(results: Path) -> list[tuple[object, ...]]:
                  "cuda_graph", "step", "timed_steps", "engine_step", "onednn", "stack_samples_per_s",
                  "stack_epoch_seconds", "machine", "flush_denormal", "data_dir", "data_digest")  # fmt: skip
         for column in later:
-            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 to 6
+            store.conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")  # added by schemas 2 to 5, and since
         store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         return store.conn.execute("SELECT run_id, status, test_mse FROM runs").fetchall()
 
@@ -236,11 +236,28 @@ def test_older_schema_is_migrated_after_a_backup(tmp_results: Path) -> None:
         assert store.runs()["test_mse"].tolist() == [0.0123]
         assert store.runs()["step"].tolist() == ["auto"]  # schema 5: every earlier run took the default step
         assert store.runs()["engine_step"].isna().all()  # and its speed is the old epoch-timer figure, told apart
-        assert store.runs()[["data_dir", "data_digest"]].isna().all().all()  # schema 6: not recorded, not guessed
+        assert store.runs()[["data_dir", "data_digest"]].isna().all().all()  # added on open: not recorded, not guessed
     [backup] = tmp_results.glob(f"{DB_NAME}.schema1-*.bak")
     with sqlite3.connect(backup) as old:  # the backup is the store as it was: schema 1, same rows
         assert old.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
         assert old.execute("SELECT run_id, status, test_mse FROM runs").fetchall() == original
+
+
+def test_a_store_without_a_declared_column_gains_it_on_open(tmp_results: Path) -> None:
+    """A metric or curve added to `aebench.columns` needs no migration: an older store gets the column, its
+    runs read NULL there, and what they had is kept."""
+    cfg = RunConfig(model=model_spec("seed-ae"), epochs=1)
+    with open_store(tmp_results) as store:
+        store.claim(cfg)
+        store.finish(cfg, "done", {"test_mse": 0.0123}, [{"epoch": 1, "train_loss": 0.5, "test_loss": 0.6,
+                                                          "seconds": 1.0, "lr": 1e-3}])  # fmt: skip
+        store.conn.execute("ALTER TABLE runs DROP COLUMN still_improving")
+        store.conn.execute("ALTER TABLE epochs DROP COLUMN val_loss")
+    with open_store(tmp_results) as store:
+        runs, epochs = store.runs(), store.epochs()
+    assert runs["test_mse"].tolist() == [0.0123] and runs["still_improving"].isna().all()
+    assert epochs["test_loss"].tolist() == [0.6] and epochs["val_loss"].isna().all()
+    assert not list(tmp_results.glob(f"{DB_NAME}.schema*.bak"))  # an addition rewrites nothing: no backup
 
 
 def test_newer_schema_is_refused_untouched(tmp_results: Path) -> None:
