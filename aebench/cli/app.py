@@ -307,7 +307,7 @@ def report(
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         worse = [] if rep.baseline is None else regressions(rep.baseline)
         if rep.baseline is not None:
-            judged = int(rep.baseline["verdict"].isin(["ok", "regressed"]).sum())
+            judged = int(rep.baseline["verdict"].isin(["ok", "regressed", "improved"]).sum())
             stderr().print(f"baseline {baseline}: {judged} configs judged, {len(worse)} worse than it allows"
                            + (f": {', '.join(worse)}" if worse else ""), highlight=False, soft_wrap=True)  # fmt: skip
         if worse and fail_on_regression:

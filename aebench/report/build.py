@@ -33,7 +33,7 @@ from aebench.report.contents import Drawn, Report, Selection
 from aebench.report.environment import environment
 from aebench.report.plots import Skipped
 from aebench.report.style import config_colors
-from aebench.report.tables import AXES, TABLE_METRICS, findings, summary_tables
+from aebench.report.tables import AXES, TABLE_METRICS, adjusted, answers_table, findings, summary_tables
 from aebench.train.checkpoint import atomic_write
 
 FORMATS = ("md", "html")
@@ -342,10 +342,11 @@ def build_report(
         raise BadInput("--figures: index.html shows the PNGs inline; add png, or write --format md alone")
     selection = select(results, where)
     configs = by_config(selection.runs)
-    summary, best, answers, answer_list, not_ranked = summary_tables(configs)
+    summary, best, answer_list, not_ranked = summary_tables(configs)
+    answer_list, found = adjusted(answer_list, findings(configs))  # one family: every comparison the report states
     # checked (a file, a folder that cannot be written, a full report a partial one would replace) before drawing
     folder, previous = report_folder.prepare(results, out, only, selection.where, PLOTS)
-    report = Report(folder, selection, configs, summary, best, answers, findings(configs),
+    report = Report(folder, selection, configs, summary, best, answers_table(answer_list), found,
                     answer_list=answer_list, not_ranked=not_ranked,
                     environment=environment(selection.runs))  # fmt: skip
 

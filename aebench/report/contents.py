@@ -16,6 +16,25 @@ import pandas as pd
 from aebench.report.stats import Answer
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One line of "At a glance": what the runs show, and the comparison it ends on (None for the Pareto front)."""
+
+    text: str
+    answer: Answer | None
+
+    def sentence(self) -> str:
+        """'Depth (Ex. 5), ...: test MSE ...; best: medium, ahead of shallow (...)', or 'not settled: ...'."""
+        a = self.answer
+        if a is None:
+            return f"{self.text}."
+        said = a.sentence() if a.runner_up is not None and not a.settled else f"best: {a.sentence()}"
+        return f"{self.text}; {said}."
+
+    def to_json(self) -> dict[str, Any]:
+        return {"finding": self.sentence(), "answer": None if self.answer is None else self.answer.to_json()}
+
+
 @dataclass
 class Selection:
     """The runs a report covers: the `done` ones, their epochs, and what was left out."""
@@ -46,7 +65,7 @@ class Report:
     summary: pd.DataFrame
     best: pd.DataFrame
     answers: pd.DataFrame
-    findings: list[str]
+    findings: list[Finding]
     drawn: list[Drawn] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -66,12 +85,8 @@ class Report:
             "files": [str(p) for p in self.files],
             "plots": [{"name": d.name, "caption": d.caption, "files": [str(p) for p in d.files]} for d in self.drawn],
             "skipped": [{"plot": k, "reason": v} for k, v in self.skipped.items()],
-            "answers": [
-                {"question": a.question, "metric": a.metric, "best": a.best, "mean": a.mean, "ci95": _finite(a.ci95),
-                 "runner_up": a.runner_up, "runner_up_mean": a.runner_up_mean, "p_value": a.p_value,
-                 "settled": a.settled, "seeds_needed": a.seeds_needed, "answer": a.sentence()}
-                for a in self.answer_list
-            ],  # fmt: skip
+            "answers": [a.to_json() for a in self.answer_list],
+            "findings": [f.to_json() for f in self.findings],
             "not_ranked": self.not_ranked,
             "environment": dict(self.environment),
             "baseline": None if self.baseline is None else [

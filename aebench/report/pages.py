@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from aebench.columns import config_label, missing, plain
+from aebench.report.baseline import FLOOR
 from aebench.report.contents import Drawn, Report
 
 TITLES = {
@@ -138,7 +139,9 @@ def _md_table(df: pd.DataFrame, best: pd.DataFrame | None = None) -> str:
 
 BASELINE_NOTE = (
     "Each config's mean test MSE over its seeds against the baseline's mean ± 95% CI; limit is the most it may be: "
-    "the upper end of a prediction interval for the mean of this many seeds, from the baseline's spread."
+    "the upper end of a prediction interval for the mean of this many seeds, from the baseline's spread, and never "
+    f"less than {FLOOR:.0%} above the baseline's mean. Below the interval's lower end (at least {FLOOR:.0%} below "
+    "the mean) a config is improved: shown, not failed. A seed the baseline also ran repeats one of its samples."
 )
 
 
@@ -147,10 +150,14 @@ def _baseline_rows(table: pd.DataFrame) -> pd.DataFrame:
         return "-" if missing(v) else f"{float(v):.5f}"  # type: ignore[arg-type]
 
     return pd.DataFrame({
-        "config": table["config"], "seeds": table["seeds"], "test MSE": [num(v) for v in table["test_mse"]],
+        "config": table["config"],
+        "seeds": [f"{n} ({k} also in the baseline)" if k else str(n)
+                  for n, k in zip(table["seeds"], table["shared_seeds"], strict=True)],
+        "test MSE": [num(v) for v in table["test_mse"]],
         "baseline": [f"{num(m)} ± {num(c)} ({n} seeds)" for m, c, n in
                      zip(table["baseline_mean"], table["baseline_ci95"], table["baseline_seeds"], strict=True)],
-        "limit": [num(v) for v in table["limit"]], "verdict": table["verdict"],
+        "limit": [num(v) for v in table["limit"]], "improved below": [num(v) for v in table["improved_below"]],
+        "verdict": table["verdict"],
     })  # fmt: skip
 
 
@@ -176,7 +183,7 @@ def markdown(report: Report) -> str:
         "",
     ]
     if report.findings:
-        parts += ["## At a glance", "", *[f"- {_md(f)}" for f in report.findings], ""]
+        parts += ["## At a glance", "", *[f"- {_md(f.sentence())}" for f in report.findings], ""]
     if not report.answers.empty:
         parts += ["## Best config per question", "", _md_table(report.answers), ""]
     if report.baseline is not None:
@@ -253,7 +260,7 @@ def html_page(report: Report) -> str:
     ]
     body.append("<nav>" + "".join(f'<a href="#{_e(k)}">{_e(t)}</a>' for k, t, on in toc if on) + "</nav>")
     if report.findings:
-        items = "".join(f"<li>{_e(f)}</li>" for f in report.findings)
+        items = "".join(f"<li>{_e(f.sentence())}</li>" for f in report.findings)
         body.append(f'<h2 id="glance">At a glance</h2><ul>{items}</ul>')
     body.append(f'<h2 id="best">Best config per question</h2>{_html_table(report.answers)}')
     if report.baseline is not None:
@@ -300,7 +307,7 @@ def html_page(report: Report) -> str:
 
 def summary_lines(report: Report) -> list[str]:
     """What was written and what was not, for the terminal after the table."""
-    lines = [*report.findings, *_context_lines(report)[1:]]
+    lines = [*(f.sentence() for f in report.findings), *_context_lines(report)[1:]]
     pages = [p.name for p in report.files if p.suffix in (".md", ".html")]
     kinds = " and ".join(sorted({p.suffix[1:].upper() for d in report.drawn for p in d.files})) or "PNG"
     lines.append(

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from aebench.columns import COLUMNS, CONFIG, axis_label, config_label, missing, plain
 from aebench.config import DEPTHS
-from aebench.report.stats import Answer, answer
+from aebench.report.contents import Finding
+from aebench.report.stats import Answer, answer, holm_answers
 
 # Axes a config is labelled by, each value rendered short; `seed` is what a config averages over.
 AXES = tuple(c for c in CONFIG if c != "seed")
@@ -137,10 +139,10 @@ def _best_rows(configs: pd.DataFrame, metric: str, pool: set[int]) -> set[int]:
     return set(part.index[values == target])
 
 
-def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[Answer], str | None]:
+def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[Answer], str | None]:
     """The per-config table as display strings (mean ± 95% CI over seeds), a same-shaped mask of the best cells,
-    the best config per question with how sure it is, those answers as records, and why some configs are not
-    ranked (None when all are)."""
+    the best config per question with how sure it is (each judged alone: `adjusted` judges them with the
+    findings), and why some configs are not ranked (None when all are)."""
     axes = configs.attrs.get("axes") or varying_axes(configs)
     shown = {a: a.replace("_", " ") for a in axes}
     table = pd.DataFrame({h: [axis_label(a, v) or "-" for v in configs[a]] for a, h in shown.items()})
@@ -173,32 +175,20 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
         got = answer(question, metric, better, [(str(part.loc[i, "label"]), values[i]) for i in part.index])
         if got is not None:
             found.append(got)
-    answers = pd.DataFrame(
-        [{"question": a.question, "best config": a.best,
-          "mean ± 95% CI": f"{_cell(a.metric, a.mean, a.ci95)} {COLUMNS[a.metric].header}",
-          "runner-up": a.runner_up or "-",
-          "p (Welch)": "-" if a.p_value is None else f"{a.p_value:.3g}",
-          "settled": "yes" if a.settled else a.sentence().removeprefix(f"not settled: {a.best} leads ")
-                                                    .removeprefix("tied: ")}
-         for a in found],
-        columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "settled"],
-    )  # fmt: skip
-    return table, best, answers, found, note
+    return table, best, found, note
 
 
-def _best(part: pd.DataFrame, key: str, fmt: str = "{}") -> str:
-    """'best: medium, ahead of deep (p = 0.01)', or 'not settled: ...' with the seeds that would likely settle it."""
+def _compare(part: pd.DataFrame, key: str, fmt: str = "{}") -> Answer | None:
+    """The best of `part` on test MSE, named by `key` ('L32', 'medium'), against the runner-up."""
     named = [(fmt.format(plain(r[key])), r.get("test_mse_values") or [r["test_mse"]]) for _, r in part.iterrows()]
-    got = answer("", "test_mse", "min", named)
-    if got is None:
-        return "no runs"
-    return got.sentence() if got.runner_up is not None and not got.settled else f"best: {got.sentence()}"
+    return answer("", "test_mse", "min", named)
 
 
-def findings(configs: pd.DataFrame) -> list[str]:
-    """One sentence per seed question the selected runs can answer (Exercises 1, 4, 5; the Pareto front)."""
+def findings(configs: pd.DataFrame) -> list[Finding]:
+    """One finding per seed question the selected runs can answer (Exercises 1, 4, 5; the Pareto front), each
+    with the comparison it ends on, judged alone: `adjusted` judges them with the report's answers."""
     axes = configs.attrs.get("axes") or varying_axes(configs)
-    out: list[str] = []
+    out: list[Finding] = []
     df = configs.dropna(subset=["test_mse"])
 
     def mse(v: float) -> str:
@@ -213,7 +203,7 @@ def findings(configs: pd.DataFrame) -> list[str]:
                 continue
             part = part.sort_values("latent_dim")
             steps = ", ".join(f"L{int(d)} {mse(m)}" for d, m in zip(part["latent_dim"], part["test_mse"], strict=True))
-            out.append(f"Latent dim (Ex. 1), {name}: test MSE {steps}; {_best(part, 'latent_dim', 'L{}')}.")
+            out.append(Finding(f"Latent dim (Ex. 1), {name}: test MSE {steps}", _compare(part, "latent_dim", "L{}")))
     with_depth = df.dropna(subset=["depth", "latent_dim"])
     if with_depth["depth"].nunique() > 1:
         groups = [
@@ -225,7 +215,7 @@ def findings(configs: pd.DataFrame) -> list[str]:
                 continue
             part = part.sort_values("depth", key=lambda s: s.map(DEPTHS.index))
             steps = ", ".join(f"{d} {mse(m)}" for d, m in zip(part["depth"], part["test_mse"], strict=True))
-            out.append(f"Depth (Ex. 5), {name}: test MSE {steps}; {_best(part, 'depth')}.")
+            out.append(Finding(f"Depth (Ex. 5), {name}: test MSE {steps}", _compare(part, "depth")))
     with_ds = df.dropna(subset=["downsample"])
     if set(with_ds["downsample"]) >= {"pool", "stride"}:
         for name, part in with_ds.groupby(
@@ -234,17 +224,36 @@ def findings(configs: pd.DataFrame) -> list[str]:
             if part["downsample"].nunique() < 2:
                 continue
             p, s = (part[part["downsample"] == k].iloc[0] for k in ("pool", "stride"))
-            out.append(
-                f"Stride vs pool (Ex. 4), {name}: test MSE pool {mse(p['test_mse'])} ({p['params']:,.0f} params), "
-                f"stride {mse(s['test_mse'])} ({s['params']:,.0f} params); {_best(part, 'downsample')}."
-            )
+            text = (f"Stride vs pool (Ex. 4), {name}: test MSE pool {mse(p['test_mse'])} ({p['params']:,.0f} params), "
+                    f"stride {mse(s['test_mse'])} ({s['params']:,.0f} params)")  # fmt: skip
+            out.append(Finding(text, _compare(part, "downsample")))
     if df["params"].nunique() > 1:
         front = pareto_front(df, "params")
-        out.append(
-            "Pareto front (test MSE against parameters): "
-            + "; ".join(
-                f"{r['label']} ({si(r['params'])} params, MSE {mse(r['test_mse'])})" for _, r in front.iterrows()
-            )
-            + "."
-        )
+        points = [f"{r['label']} ({si(r['params'])} params, MSE {mse(r['test_mse'])})" for _, r in front.iterrows()]
+        out.append(Finding("Pareto front (test MSE against parameters): " + "; ".join(points), None))
     return out
+
+
+def adjusted(answers: list[Answer], found: list[Finding]) -> tuple[list[Answer], list[Finding]]:
+    """The report's answers and findings judged together (`holm_answers`): every comparison it states is one
+    family, so that twenty-odd tests at 5% do not settle one by chance."""
+    compared = [i for i, f in enumerate(found) if f.answer is not None]
+    judged = holm_answers([*answers, *(a for f in found if (a := f.answer) is not None)])
+    out = list(found)
+    for i, a in zip(compared, judged[len(answers) :], strict=True):
+        out[i] = replace(found[i], answer=a)
+    return judged[: len(answers)], out
+
+
+def answers_table(found: list[Answer]) -> pd.DataFrame:
+    """The best config per question, for the pages: raw and Holm-adjusted p beside each other."""
+    return pd.DataFrame(
+        [{"question": a.question, "best config": a.best,
+          "mean ± 95% CI": f"{_cell(a.metric, a.mean, a.ci95)} {COLUMNS[a.metric].header}",
+          "runner-up": a.runner_up or "-",
+          "p (Welch)": "-" if a.p_value is None or a.exact else f"{a.p_value:.3g}",
+          "p (Holm)": "-" if a.p_adjusted is None or a.exact else f"{a.p_adjusted:.3g}",
+          "settled": a.verdict()}
+         for a in found],
+        columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "p (Holm)", "settled"],
+    )  # fmt: skip

@@ -27,10 +27,14 @@ def test_a_two_config_three_seed_grid_answers_with_ci_and_p_value(tmp_path: Path
     mse = answers["test_mse"]
     assert mse["best"] == "fc L32" and mse["runner_up"] == "fc L2"  # a 32-d code reconstructs better than a 2-d one
     assert mse["ci95"] > 0 and 0 <= mse["p_value"] <= 1 and mse["mean"] > 0
-    assert mse["settled"] == (mse["p_value"] < 0.05)
+    # one family: the report's questions and its findings, Holm-adjusted together; the raw p stays beside
+    assert mse["p_adjusted"] >= mse["p_value"] and mse["comparisons"] >= 2
+    assert mse["settled"] == (mse["p_adjusted"] < 0.05)
+    [latent] = [f for f in json.loads(res.stdout)["findings"] if f["finding"].startswith("Latent dim")]
+    assert latent["answer"]["comparisons"] == mse["comparisons"] and latent["answer"]["p_value"] is not None
     (folder,) = (Path(line) for line in json.loads(res.stdout)["files"] if line.endswith("report.md"))
     md = folder.read_text()
-    assert "95% CI" in md and "p (Welch)" in md
+    assert "95% CI" in md and "p (Welch)" in md and "p (Holm)" in md
 
 
 @pytest.mark.slow
