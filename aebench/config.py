@@ -138,6 +138,12 @@ _ADDED_LATER: dict[str, Any] = {
     "precision": "fp32", "step": "auto", "machine": None,
     "val_fraction": 0.0, "patience": None, "min_delta": 0.001, "equal_steps": False,
 }  # fmt: skip
+def earlier_values() -> dict[str, Any]:
+    """Each config field added after the first release, with the value every run before it had: how a record
+    written before the field existed (a store's row, a study's runs.csv) is read."""
+    return dict(_ADDED_LATER)
+
+
 # The share of the training split held out for validation by default: what --patience watches and what
 # `still_improving` is measured on; the test split is never used to choose anything.
 VAL_FRACTION = 0.1

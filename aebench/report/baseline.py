@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from aebench.columns import axis_label, missing
+from aebench.config import earlier_values
 from aebench.errors import BadInput
 from aebench.report.stats import ci95
 from aebench.report.tables import AXES
@@ -48,6 +49,9 @@ def read_baseline(folder: Path) -> pd.DataFrame:
     runs = pd.read_csv(path)
     if METRIC not in runs.columns or "status" not in runs.columns:
         raise BadInput(f"--baseline {folder}: {path} is not an aebench runs.csv (no {METRIC} or status column)")
+    for name, value in earlier_values().items():  # a study written before a setting existed ran at its old value
+        if name not in runs.columns:
+            runs[name] = value
     return runs[runs["status"] == "done"].reset_index(drop=True)
 
 

@@ -95,7 +95,8 @@ def test_a_rerun_of_a_reference_config_passes_against_the_published_study(tmp_pa
     fresh = int(study["seed"].max()) + 1
     rerun = tmp_path / "rerun"
     trained = runner.invoke(app, ["compare", "--archs", "fc", "--depths", "shallow", "--latent-dims", "32",
-                                  "--epochs", str(epochs), "--seed", str(fresh), "--results", str(rerun)])  # fmt: skip
+                                  "--epochs", str(epochs), "--val-fraction", "0", "--seed", str(fresh),
+                                  "--no-baselines", "--results", str(rerun)])  # fmt: skip
     assert trained.exit_code == 0, trained.output
     check = ["report", "--results", str(rerun), "--out", str(tmp_path / "r"), "--format", "md", "--only",
              "throughput", "--baseline", str(REFERENCE), "--fail-on-regression", "--json"]  # fmt: skip
