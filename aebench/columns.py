@@ -123,7 +123,7 @@ stack_epoch_seconds     | REAL    | stack epoch (s)    | {:.2f}  |        |     
 cuda_graph              | INTEGER | CUDA graph         | {:.0f}  |        |          |
 epochs_run              | INTEGER | epochs run         | {:.0f}  |        |          |
 best_epoch              | INTEGER | best epoch         | {:.0f}  |        |          |
-still_improving         | REAL    | still improving (%/ep) | {:.2f} |     |          |
+still_improving         | REAL    | improving %/ep     | {:.2f}  |        |          |
 train_steps             | INTEGER | steps              | {:,.0f} |        |          |
 train_flops             | REAL    | train GFLOPs       | {:,.0f} |        |          | scale=1e-9
 -- provenance

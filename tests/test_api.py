@@ -42,14 +42,15 @@ def test_compare_counts_what_diverged_and_shows_the_outcomes_first(
         base=RunConfig(model=ModelSpec(arch="fc"), **QUICK),
     )  # fmt: skip
     shown: list[list[Outcome]] = []
-    result = api.compare(grid, tmp_results, device="cpu", allow_download=False, on_trained=shown.append)
+    result = api.compare(grid, tmp_results, device="cpu", allow_download=False, on_trained=shown.append,
+                         baselines=False)  # fmt: skip
     assert [o.config.lr for o in result.outcomes] == [1e-3, 1e6]
     assert [o.status for o in result.outcomes] == ["done", "diverged"]
     assert (result.failed, result.diverged, result.unfinished) == (0, 1, 1)
     assert result.exported is None  # no MLflow asked for
     assert shown == [result.outcomes]
 
-    plan = api.compare_plan(grid, tmp_results)
+    plan = api.compare_plan(grid, tmp_results, baselines=False)
     assert plan["status"].tolist() == ["done", "diverged"]
     assert plan["run_id"].tolist() == [o.run_id for o in result.outcomes]
     assert list(plan.columns) == ["run_id", "arch", "lr", "status"]  # only the axes that vary, and the arch
@@ -58,8 +59,8 @@ def test_compare_counts_what_diverged_and_shows_the_outcomes_first(
 def test_compare_plan_writes_nothing(tmp_results: Path) -> None:
     grid = GridSpec(archs=("fc", "conv"), latent_dims=(2, 16))
     plan = api.compare_plan(grid, tmp_results)
-    assert len(plan) == 4 and set(plan["status"]) == {"to train"}
-    assert plan["latent_dim"].tolist() == [2, 16, 2, 16]
+    assert len(plan) == 6 and set(plan["status"]) == {"to train"}  # and PCA at each code size
+    assert plan["latent_dim"].tolist() == [2, 16, 2, 16, 2, 16] and plan["arch"].tolist()[4:] == ["pca", "pca"]
     assert not tmp_results.exists()
 
 

@@ -20,6 +20,7 @@ import typer
 
 from aebench.cli import options as opts
 from aebench.cli.console import OneLineErrors, errors, print_outcomes, stderr, stdout
+from aebench.cli.export import export_app, import_cmd
 from aebench.cli.fit import print_fitted
 from aebench.errors import BadInput
 
@@ -314,32 +315,8 @@ def report(
             raise typer.Exit(1)
 
 
-export_app = typer.Typer(help="Send a results store's runs to the tools a team already uses.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
-
-
-@export_app.command(name="mlflow")
-def export_mlflow(
-    results: opts.Results = Path("results"),
-    mlflow_uri: opts.MlflowUri = None,
-    experiment: opts.Experiment = None,
-    data_dir: opts.DataDir = None,
-    as_json: opts.Json = False,
-    debug: opts.Debug = False,
-) -> None:
-    """Log every run of a results store to MLflow: config, curves, metrics, checkpoint, reconstructions.
-
-    The store's runs become one parent run with a child per run. Runs already logged are
-    left alone, or replaced where the store has a newer result; the store is only read.
-    """
-    from aebench.integrations import mlflow as mlflow_export  # deferred: it imports torch and matplotlib
-
-    with errors(debug):
-        exported = mlflow_export.export(results, mlflow_uri, experiment, data_dir=data_dir)
-        if as_json:
-            print(json.dumps(exported.to_json()))
-        else:
-            stdout().print(exported.summary(), highlight=False, soft_wrap=True)
+app.command(name="import")(import_cmd)
 
 
 @app.command()

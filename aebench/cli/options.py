@@ -216,6 +216,9 @@ Mlflow = Annotated[
 
 # ---- `models`, `report`, `bench` ----
 
+StudyFolder = Annotated[
+    Path, typer.Argument(help="A folder `aebench report --out` wrote (runs.csv, epochs.csv), e.g. results/reference.")
+]
 Pattern = Annotated[str, typer.Argument(help="Glob over model names, e.g. 'seed-*'.")]
 SizedFor = Annotated[str, typer.Option(help="Size the models for this dataset's images.")]
 ReportOut = Annotated[

@@ -270,7 +270,8 @@ def clock_line(check: dict[str, Any]) -> str:
 # The report's columns in order of importance after the config and its test MSE; a column not named here
 # (one the report adds later) comes after these, in the report's order.
 REPORT_PRIORITY = (
-    "test MSE", "params", "probe acc", "SSIM", "seeds", "MSE ×best", "train img/s", "MFLOPs/img", "infer img/s",
+    "test MSE", "MSE ×PCA", "params", "probe acc", "SSIM", "seeds", "MSE ×best", "train img/s", "MFLOPs/img",
+    "infer img/s",
     "PSNR (dB)", "latent", "compression (×)", "epoch (s)", "peak mem (MB)", "peak RSS (MB)",
 )  # fmt: skip
 

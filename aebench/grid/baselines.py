@@ -29,11 +29,12 @@ def code_size(config: RunConfig) -> int:
 
 
 def baseline_for(config: RunConfig, latent: int) -> RunConfig:
-    """PCA at `latent` on `config`'s data (dataset, training images, validation holdout); every other setting
-    at its default, so one fit serves every cell of that code size, whatever their training settings."""
+    """PCA at `latent` on `config`'s data (dataset, training images, validation holdout) and budget (its epochs,
+    which PCA does not use but its label shows beside the grid's); every other setting at its default, so one fit
+    serves every cell of that code size, whatever their learning rates, losses or seeds."""
     return replace(
-        RunConfig(model=model_spec(BASELINE, latent_dim=latent)),
-        dataset=config.dataset, train_size=config.train_size, val_fraction=config.val_fraction, seed=0,
+        RunConfig(model=model_spec(BASELINE, latent_dim=latent)), dataset=config.dataset, epochs=config.epochs,
+        train_size=config.train_size, val_fraction=config.val_fraction, seed=0,
     )  # fmt: skip
 
 

@@ -24,9 +24,9 @@ from aebench.columns import axis_label, config_label, missing
 from aebench.config import DEPTHS, split_list
 from aebench.errors import BadInput
 from aebench.grid.store import open_store
+from aebench.report import convergence, pareto, pictures, plots, stats, tables
 from aebench.report import folder as report_folder
 from aebench.report import pages as report_pages
-from aebench.report import pareto, pictures, plots, stats, tables
 from aebench.report.arrays import PictureArrays
 from aebench.report.baseline import against_baseline, read_baseline
 from aebench.report.contents import Drawn, Report, Selection
@@ -171,6 +171,10 @@ def by_config(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_std"] = values.std() if len(group) > 1 else math.nan
             row[f"{metric}_ci95"] = stats.ci95(values.tolist())  # what tables and error bars show
             row[f"{metric}_values"] = values.tolist()  # the seeds, for the tests between configs
+        if "curve" in group.columns:  # `convergence.with_curves` ran: the mean curve over seeds and which it is
+            row["curve"] = convergence.mean_curve(list(group["curve"]))
+            row["curve_kind"] = ", ".join(sorted({str(k) for k in group["curve_kind"] if k}))
+            row["budget_epochs"] = pd.to_numeric(group["budget_epochs"], errors="coerce").mean()
         row["device_name"] = ", ".join(sorted({str(d) for d in group["device_name"].dropna()}))
         row["device"] = ", ".join(sorted({str(d) for d in group["device"].dropna()}))
         rows.append(row)
@@ -222,7 +226,7 @@ CAPTIONS = {
     "losses, logged on [-1, 1] data, divided by 4 for MSE and by 2 for L1), one line per config, mean over "
     "seeds{cut}. A config has the same colour in every plot.",
     "mse_vs_latent": "Exercise 1: test MSE (left) and linear-probe accuracy (right) against latent dim, one line "
-    "per config{bars}.",
+    "per config; PCA, the optimal linear code of each size, black and dashed where it was fitted{bars}.",
     "mse_by_depth": "Exercise 5: test MSE by depth at a fixed latent dim (is deeper better?); on each bar its test "
     "MSE, then its parameter count{bars}.",
     "stride_vs_pool": "Exercise 4: conv configs that differ only in downsampling, max-pool beside strided conv: "
@@ -341,7 +345,7 @@ def build_report(
     if "html" in formats and "png" not in figures:
         raise BadInput("--figures: index.html shows the PNGs inline; add png, or write --format md alone")
     selection = select(results, where)
-    configs = by_config(selection.runs)
+    configs = by_config(convergence.with_curves(selection.runs, selection.epochs))
     summary, best, answer_list, not_ranked = summary_tables(configs)
     answer_list, found = adjusted(answer_list, findings(configs))  # one family: every comparison the report states
     # checked (a file, a folder that cannot be written, a full report a partial one would replace) before drawing

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from aebench.grid.baselines import BASELINE
+from aebench.report.convergence import RULE, converged_count
 from aebench.report.stats import Answer
 
 
@@ -74,6 +76,11 @@ class Report:
     baseline: pd.DataFrame | None = None  # each config against a published study (`aebench.report.baseline`)
     environment: list[tuple[str, str]] = field(default_factory=list)  # where and when (`report.environment`)
 
+    def convergence(self) -> dict[str, Any]:
+        """How many trained configs had converged, by the stated rule (baselines are fitted, not trained)."""
+        done, judged = converged_count(_trained(self.configs))
+        return {"converged": done, "judged": judged, "rule": RULE}
+
     def to_json(self) -> dict[str, Any]:
         left = self.selection.left_out
         return {
@@ -88,12 +95,17 @@ class Report:
             "answers": [a.to_json() for a in self.answer_list],
             "findings": [f.to_json() for f in self.findings],
             "not_ranked": self.not_ranked,
+            "convergence": self.convergence(),
             "environment": dict(self.environment),
             "baseline": None if self.baseline is None else [
                 {k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()}
                 for row in self.baseline.to_dict("records")
             ],  # fmt: skip
         }
+
+
+def _trained(configs: pd.DataFrame) -> pd.DataFrame:
+    return configs[configs["arch"] != BASELINE] if "arch" in configs.columns else configs
 
 
 def _finite(value: float) -> float | None:

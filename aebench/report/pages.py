@@ -101,6 +101,9 @@ def _context_lines(report: Report) -> list[str]:
             shared.append(f"{col.replace('_', ' ')} {value if value is not None else 'all'}")
     if shared:  # what a reader must know to read any number below; settings that vary are columns instead
         lines.append("Every run: " + ", ".join(shared) + ".")
+    conv = report.convergence()
+    if conv["judged"]:
+        lines.append(f"Converged: {conv['converged']} of {conv['judged']} trained configs ({conv['rule']}).")
     for col, what in (("device_name", "Measured on"), ("torch_version", "torch"), ("git_commit", "aebench commit")):
         values = sorted({str(v) for v in runs.get(col, pd.Series(dtype=object)).dropna()})
         if values:

@@ -23,7 +23,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from aebench.report.plots import Skipped, _need
 from aebench.report.style import Colors, colors_for, grid, in_order, new_figure, plain_axis, std
-from aebench.report.tables import pareto_front, si
+from aebench.report.tables import no_bottleneck, pareto_front, si
 
 PARETO_COLOR = "#d62728"
 MARKERS = "osDvPXph*<>"  # no "^": it marks a config off the top
@@ -131,7 +131,7 @@ def plot_pareto(df: pd.DataFrame, x: str = "params", colors: Colors | None = Non
     colors = colors_for(list(df["label"]), colors)
     rank = {name: k for k, name in enumerate(in_order(df["label"], colors))}
     df = df.iloc[np.argsort([rank[name] for name in df["label"]], kind="stable")].reset_index(drop=True)
-    front = pareto_front(df, x)
+    front = pareto_front(df.drop(index=sorted(no_bottleneck(df))), x)  # copying the input is no trade-off
     on_front = set(front.index)
     fig = new_figure(12, 5.8)
     ax = fig.subplots()
@@ -177,11 +177,13 @@ def _legend(
         Line2D([], [], color=PARETO_COLOR, linestyle="--", marker="o", markerfacecolor="none", markersize=10)
     ]
     names = [f"Pareto front ({len(front)}): no config is both {'smaller' if x == 'params' else 'cheaper'} and better"]
+    copies = no_bottleneck(df)
     for i, row in df.iterrows():
         out = i in far
         marker = "^" if out else markers.get(row["arch"], "o")
         handles.append(Line2D([], [], color=colors[row["label"]], marker=marker, linestyle="none", markersize=7))
         note = f"  (MSE {row['test_mse']:.3g}, off the top)" if out else ""
+        note += "  (no bottleneck: not on the front)" if i in copies else ""
         names.append(f"{i + 1}  {row['label']}{note}")
     columns = 1 if len(names) <= 26 else 2
     legend = fig.legend(handles, names, loc="outside right upper", fontsize="small", ncols=columns, title="config")

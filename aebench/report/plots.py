@@ -156,14 +156,14 @@ def plot_mse_vs_latent(df: pd.DataFrame, colors: Colors | None = None) -> Figure
     footnote(fig, cut)
     ax_mse, ax_probe = fig.subplots(1, 2)
     for name in series:
-        color = palette[name]
         one = df[df["series"] == name].sort_values("latent_dim")
+        # PCA, the optimal linear code at each size, is the bar the others are drawn against: black, dashed
+        pca = set(one["arch"]) == {"pca"}
+        style = {"color": "black", "ls": "--", "label": "PCA (linear baseline)"} if pca else {
+            "color": palette[name], "label": name}  # fmt: skip
         for ax, metric in ((ax_mse, "test_mse"), (ax_probe, "probe_acc")):
-            if one[metric].isna().all():
-                continue
-            ax.errorbar(
-                one["latent_dim"], one[metric], yerr=std(one, metric), marker="o", capsize=3, color=color, label=name
-            )
+            if not one[metric].isna().all():
+                ax.errorbar(one["latent_dim"], one[metric], yerr=std(one, metric), marker="o", capsize=3, **style)
     for ax in (ax_mse, ax_probe):
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(d) for d in dims])

@@ -155,6 +155,7 @@ class Answer:
     comparisons: int = 1  # how many comparisons the Holm adjustment spans
     level: float = ALPHA  # the raw p Holm's method needs of this comparison to settle it: `seeds_needed` aims at it
     samples: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((), ()), repr=False)
+    note: str = ""  # whether the two had converged, and who led over the epochs (`aebench.report.convergence`)
 
     def _p(self) -> str:
         adjusted = "" if self.comparisons < 2 or self.p_adjusted is None else (
@@ -170,7 +171,11 @@ class Answer:
                 f"(equivalence test, two one-sided Welch tests: p = {self.tost_p:.2g}{adjusted})")  # fmt: skip
 
     def sentence(self) -> str:
-        """The answer as a reader wants it: the best, then whether the runs settle it."""
+        """The answer as a reader wants it: the best, whether the runs settle it, whether it may be the budget's."""
+        text = self._sentence()
+        return f"{text}; {self.note}" if self.note else text
+
+    def _sentence(self) -> str:
         if self.runner_up is None:
             return f"{self.best} (the only config)"
         if self.exact:
@@ -215,7 +220,7 @@ class Answer:
             "p_value": self.p_value, "p_adjusted": self.p_adjusted, "comparisons": self.comparisons,
             "settled": self.settled, "tost_p": self.tost_p, "tost_p_adjusted": self.tost_p_adjusted,
             "equivalence_margin": EQUIVALENCE_MARGIN, "equivalent": self.equivalent, "exact": self.exact,
-            "seeds_needed": self.seeds_needed, "answer": self.sentence(),
+            "seeds_needed": self.seeds_needed, "answer": self.sentence(), "convergence": self.note or None,
         }  # fmt: skip
 
 

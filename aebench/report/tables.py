@@ -15,6 +15,8 @@ import pandas as pd
 
 from aebench.columns import COLUMNS, CONFIG, axis_label, config_label, missing, plain
 from aebench.config import DEPTHS
+from aebench.grid.baselines import BASELINE, WORSE, ratio_to_pca
+from aebench.report import convergence
 from aebench.report.contents import Finding
 from aebench.report.stats import Answer, answer, holm_answers
 
@@ -24,6 +26,7 @@ AXES = tuple(c for c in CONFIG if c != "seed")
 TABLE_METRICS: tuple[str, ...] = (
     "test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "latent_size", "compression_ratio",
     "flops_per_sample", "train_samples_per_s", "infer_samples_per_s", "epoch_seconds", "peak_mem_mb",
+    "still_improving",
 )  # fmt: skip
 QUESTIONS: tuple[tuple[str, str], ...] = (
     ("Which config reconstructs best (lowest test MSE)?", "test_mse"),
@@ -88,7 +91,8 @@ def _cell(metric: str, mean: Any, std: Any) -> str:
 
 # How a model was trained rather than what it is: configs are ranked only against others that share these (a run
 # on 2,000 images or for fewer epochs is not "worse" than a full one, just trained less).
-SETTINGS = ("dataset", "train_size", "epochs", "precision", "step")
+SETTINGS = ("dataset", "train_size", "epochs", "precision", "step", "val_fraction", "patience")
+BUDGET_TOLERANCE = 0.05  # step budgets further apart than this are not "trained alike"
 SPEED = {"train_samples_per_s", "infer_samples_per_s", "epoch_seconds", "peak_mem_mb"}  # also per device
 
 
@@ -98,10 +102,51 @@ def _key(configs: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
         index=False)], index=configs.index, dtype=object)  # fmt: skip
 
 
+def no_bottleneck(configs: pd.DataFrame) -> set[int]:
+    """Configs whose code is at least as large as the image (compression ≤ 1×): they can copy their input, so
+    they are marked and never ranked for reconstruction or put on a Pareto front."""
+    ratio = pd.to_numeric(configs.get("compression_ratio", pd.Series(math.nan, index=configs.index)), errors="coerce")
+    return set(configs.index[ratio <= 1.0])
+
+
+def _unequal_budgets(configs: pd.DataFrame, pool: set[int]) -> set[int]:
+    """The configs of `pool` whose optimizer steps differ by more than BUDGET_TOLERANCE from the pool's most
+    common budget (greedy pretraining on top of the epochs, say). Runs that stop on a validation plateau
+    (--patience) are trained to convergence, not for a budget: their steps differ by design."""
+    if "budget_epochs" not in configs.columns:
+        return set()
+    steps = pd.to_numeric(configs.loc[sorted(pool), "budget_epochs"], errors="coerce")
+    stops = configs.loc[sorted(pool)].get("patience", pd.Series(math.nan, index=steps.index))
+    fixed = steps[steps.notna() & stops.isna()]
+    if fixed.nunique() < 2:
+        return set()
+    common = fixed.mode().iloc[0]
+    return set(fixed.index[(fixed - common).abs() > BUDGET_TOLERANCE * common])
+
+
 def comparable(configs: pd.DataFrame) -> tuple[set[int], str | None]:
     """The configs that are ranked against each other (those sharing the most common training settings; ties
-    go to the full training set, then the longest training) and, when others exist, a sentence saying why
-    they are left out of the ranking."""
+    go to the full training set, then the longest training; among them, the most common step budget) and, when
+    others exist, a sentence saying why they are left out of the ranking. Baselines (PCA) and configs without a
+    bottleneck are never ranked: the first is the bar every config is held to, the second copies its input."""
+    apart = set(configs.index[configs["arch"] == BASELINE]) | no_bottleneck(configs)
+    ranked, note = _by_settings(configs.drop(index=sorted(apart)))
+    unequal = _unequal_budgets(configs, ranked)
+    notes = [note] if note else []
+    if unequal:
+        ranked -= unequal
+        common = pd.to_numeric(configs.loc[sorted(ranked), "budget_epochs"], errors="coerce").mode().iloc[0]
+        names = ", ".join(f"{configs.loc[i, 'label']} ({configs.loc[i, 'budget_epochs']:g})" for i in sorted(unequal))
+        notes.append(f"not ranked with them, trained for more than {BUDGET_TOLERANCE:.0%} more or fewer optimizer "
+                     f"steps than their {common:g} epochs' worth (pretraining counted): {names}")  # fmt: skip
+    if apart:
+        notes.append("not ranked: " + ", ".join(
+            f"{configs.loc[i, 'label']} ({'baseline' if configs.loc[i, 'arch'] == BASELINE else 'no bottleneck'})"
+            for i in sorted(apart)))  # fmt: skip
+    return ranked, "; ".join(notes) or None
+
+
+def _by_settings(configs: pd.DataFrame) -> tuple[set[int], str | None]:
     keys = _key(configs, SETTINGS)
     if keys.nunique() <= 1:
         return set(configs.index), None
@@ -163,8 +208,15 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, l
         best[header] = table.index.isin(_best_rows(configs, metric, pool)) if marked else False
         if metric == "test_mse":
             ratio = configs["test_mse"] / configs.loc[sorted(pool), "test_mse"].min()
-            table["MSE ×best"] = [f"{r:.2f}" if not missing(r) else "-" for r in ratio]
+            table["MSE ×best"] = [f"{r:.2f}" if not missing(r) and i in pool else "-" for i, r in ratio.items()]
             best["MSE ×best"] = best[header]
+            pca, copies = ratio_to_pca(configs.to_dict("records")), no_bottleneck(configs)
+            if copies or any(q is not None for q in pca):
+                table["MSE ×PCA"] = [
+                    "no bottleneck" if i in copies else "-" if q is None else f"{q:.2f}" + (" (worse)" if q > 1 else "")
+                    for i, q in zip(configs.index, pca, strict=True)
+                ]
+                best["MSE ×PCA"] = False
     found: list[Answer] = []
     for question, metric in QUESTIONS:
         better = COLUMNS[metric].better
@@ -174,14 +226,28 @@ def summary_tables(configs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, l
         values = part.get(f"{metric}_values", pd.Series([[v] for v in part[metric]], index=part.index))
         got = answer(question, metric, better, [(str(part.loc[i, "label"]), values[i]) for i in part.index])
         if got is not None:
-            found.append(got)
+            found.append(_noted(got, {str(part.loc[i, "label"]): part.loc[i] for i in part.index}))
     return table, best, found, note
+
+
+def _noted(got: Answer, rows: Any) -> Answer:
+    """`got` with its convergence note: whether its two configs (`rows`: name -> row) were still improving, and
+    who led over the epochs. Only for quality: training longer does not change a parameter count."""
+    if got.metric not in convergence.QUALITY or got.runner_up is None:
+        return got
+    pair = [rows[got.best], rows[got.runner_up]]
+    alike = all(plain(pair[0].get(k) or "sigmoid") == plain(pair[1].get(k) or "sigmoid")
+                for k in ("loss", "output"))  # curves on one scale: a seed model's output is its sigmoid  # fmt: skip
+    curves = [] if alike else ["curve"]
+    note = convergence.note([{k: v for k, v in r.items() if k not in curves} for r in pair], [got.best, got.runner_up])
+    return replace(got, note=note)
 
 
 def _compare(part: pd.DataFrame, key: str, fmt: str = "{}") -> Answer | None:
     """The best of `part` on test MSE, named by `key` ('L32', 'medium'), against the runner-up."""
     named = [(fmt.format(plain(r[key])), r.get("test_mse_values") or [r["test_mse"]]) for _, r in part.iterrows()]
-    return answer("", "test_mse", "min", named)
+    got = answer("", "test_mse", "min", named)
+    return None if got is None else _noted(got, {fmt.format(plain(r[key])): r for _, r in part.iterrows()})
 
 
 def findings(configs: pd.DataFrame) -> list[Finding]:
@@ -189,7 +255,9 @@ def findings(configs: pd.DataFrame) -> list[Finding]:
     with the comparison it ends on, judged alone: `adjusted` judges them with the report's answers."""
     axes = configs.attrs.get("axes") or varying_axes(configs)
     out: list[Finding] = []
-    df = configs.dropna(subset=["test_mse"])
+    everything = configs.dropna(subset=["test_mse"])
+    # PCA is the bar, not a contender; a code as large as the image is no bottleneck: neither is compared
+    df = everything.drop(index=sorted(no_bottleneck(everything))).query(f"arch != '{BASELINE}'")
 
     def mse(v: float) -> str:
         return f"{v:.4f}"
@@ -216,6 +284,8 @@ def findings(configs: pd.DataFrame) -> list[Finding]:
             part = part.sort_values("depth", key=lambda s: s.map(DEPTHS.index))
             steps = ", ".join(f"{d} {mse(m)}" for d, m in zip(part["depth"], part["test_mse"], strict=True))
             out.append(Finding(f"Depth (Ex. 5), {name}: test MSE {steps}", _compare(part, "depth")))
+    for axis, what in (("activation", "Activation (Ex. 1c)"), ("pretrain", "Pretraining (Part 3)")):
+        out += _axis_findings(df, axes, axis, what)
     with_ds = df.dropna(subset=["downsample"])
     if set(with_ds["downsample"]) >= {"pool", "stride"}:
         for name, part in with_ds.groupby(
@@ -227,10 +297,43 @@ def findings(configs: pd.DataFrame) -> list[Finding]:
             text = (f"Stride vs pool (Ex. 4), {name}: test MSE pool {mse(p['test_mse'])} ({p['params']:,.0f} params), "
                     f"stride {mse(s['test_mse'])} ({s['params']:,.0f} params)")  # fmt: skip
             out.append(Finding(text, _compare(part, "downsample")))
-    if df["params"].nunique() > 1:
-        front = pareto_front(df, "params")
+    pca = ratio_to_pca(everything.to_dict("records"))
+    judged = [(str(r["label"]), q) for (_, r), q in zip(everything.iterrows(), pca, strict=True) if q is not None]
+    if judged:
+        worse = [f"{label} ({q:.2f}×)" for label, q in judged if q > 1]
+        text = (f"Against PCA at the same code size: {len(worse)} of {len(judged)} configs worse"
+                + (f" ({WORSE}): " + ", ".join(worse) if worse else ""))  # fmt: skip
+        out.append(Finding(text, None))
+    ranked = df.drop(index=[i for i in df.index if i in no_bottleneck(df)])
+    if ranked["params"].nunique() > 1:
+        front = pareto_front(pd.concat([ranked, everything[everything["arch"] == BASELINE]]), "params")
         points = [f"{r['label']} ({si(r['params'])} params, MSE {mse(r['test_mse'])})" for _, r in front.iterrows()]
         out.append(Finding("Pareto front (test MSE against parameters): " + "; ".join(points), None))
+    return out
+
+
+def _axis_findings(df: pd.DataFrame, axes: list[str], axis: str, what: str) -> list[Finding]:
+    """One finding per group of configs that differ only in `axis`; configs whose step budgets differ (greedy
+    pretraining on top of the epochs) are stated, not compared: the difference would be the budget's too."""
+    out: list[Finding] = []
+    part_of = df.dropna(subset=[axis])
+    if part_of[axis].nunique() < 2:
+        return out
+    drop = (axis, "pretrain_epochs", "equal_steps") if axis == "pretrain" else (axis,)
+    for name, part in part_of.groupby([config_label(r, axes, drop=drop) for _, r in part_of.iterrows()], sort=False):
+        if len(part) < 2:
+            continue
+        budgets = part.get("budget_epochs", pd.Series(math.nan, index=part.index))
+        labels = [str(axis_label(axis, v)) + (" equal-steps" if r.get("equal_steps") in (1, True) else "")
+                  for v, (_, r) in zip(part[axis], part.iterrows(), strict=True)]  # fmt: skip
+        steps = ", ".join(f"{lab} {m:.4f}" + (f" ({b:g} epochs' steps)" if budgets.nunique() > 1 else "")
+                          for lab, m, b in zip(labels, part["test_mse"], budgets, strict=True))  # fmt: skip
+        if budgets.nunique() > 1 and (budgets.max() - budgets.min()) > BUDGET_TOLERANCE * budgets.min():
+            same = part[budgets == budgets.min()]
+            text = f"{what}, {name}: test MSE {steps}; unequal step budgets are not compared"
+            out.append(Finding(text, _compare(same, axis) if same[axis].nunique() > 1 else None))
+        else:
+            out.append(Finding(f"{what}, {name}: test MSE {steps}", _compare(part, axis)))
     return out
 
 
@@ -253,7 +356,8 @@ def answers_table(found: list[Answer]) -> pd.DataFrame:
           "runner-up": a.runner_up or "-",
           "p (Welch)": "-" if a.p_value is None or a.exact else f"{a.p_value:.3g}",
           "p (Holm)": "-" if a.p_adjusted is None or a.exact else f"{a.p_adjusted:.3g}",
-          "settled": a.verdict()}
+          "settled": a.verdict(), "convergence": a.note or "-"}
          for a in found],
-        columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "p (Holm)", "settled"],
+        columns=["question", "best config", "mean ± 95% CI", "runner-up", "p (Welch)", "p (Holm)", "settled",
+                 "convergence"],
     )  # fmt: skip

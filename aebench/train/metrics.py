@@ -31,7 +31,7 @@ INFER_REPEATS = 5
 
 @torch.no_grad()
 def reconstruction(model: Autoencoder, x_test: torch.Tensor) -> dict[str, float]:
-    """Test-set MSE, BCE, L1 (per pixel), PSNR (dB, from the pooled MSE) and mean SSIM."""
+    """Test-set MSE, BCE, L1 (per pixel), squared error per image, PSNR (dB, from the pooled MSE) and mean SSIM."""
     model.eval()
     psnr = PeakSignalNoiseRatio(data_range=1.0).to(x_test.device)  # pooled over the whole set
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(x_test.device)  # mean over images
@@ -48,6 +48,8 @@ def reconstruction(model: Autoencoder, x_test: torch.Tensor) -> dict[str, float]
     n_pixels = x_test.numel()
     return {
         "test_mse": float(sums["mse"]) / n_pixels,
+        # summed over an image's pixels, averaged over images: the "squared error per image" papers report
+        "test_sse": float(sums["mse"]) / len(x_test),
         "test_bce": float(sums["bce"]) / n_pixels,
         "test_l1": float(sums["l1"]) / n_pixels,
         "test_psnr": float(psnr.compute()),

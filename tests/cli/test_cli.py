@@ -25,8 +25,9 @@ def test_compare_exercise_5_then_resume(tmp_results: Path) -> None:
     )
     assert first.exit_code == 0, first.output
     runs = json.loads(first.stdout)
-    assert [r["depth"] for r in runs] == ["shallow", "medium", "deep"]
-    assert [r["params"] for r in runs] == [209_968, 1_083_696, 1_469_744]
+    assert [r["depth"] for r in runs] == ["shallow", "medium", "deep", None]  # and PCA at their code size
+    assert [r["params"] for r in runs] == [209_968, 1_083_696, 1_469_744, 2 * 784 * 32 + 32 + 784]
+    assert runs[-1]["arch"] == "pca" and runs[-1]["latent_size"] == 32
     assert all(r["status"] == "done" and not r["skipped"] and r["test_mse"] < 0.2 for r in runs)
     with open_store(tmp_results) as store:
         before = store.runs()
@@ -36,7 +37,7 @@ def test_compare_exercise_5_then_resume(tmp_results: Path) -> None:
 
     again = runner.invoke(app, ["compare", "--depths", "shallow,medium,deep", *QUICK, "--results", str(tmp_results)])
     assert again.exit_code == 0, again.output
-    assert "3 of 3 runs already done in the store: skipped" in again.stderr
+    assert "4 of 4 runs already done in the store: skipped" in again.stderr
     with open_store(tmp_results) as store:
         after = store.runs()
     assert after["finished_at"].tolist() == before["finished_at"].tolist()  # nothing was trained again
@@ -97,7 +98,8 @@ def test_dry_run_writes_nothing(tmp_results: Path) -> None:
     res = runner.invoke(app, ["compare", "--archs", "fc,conv", "--latent-dims", "2,16", "--dry-run", "--json",
                               "--results", str(tmp_results)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert len(json.loads(res.stdout)) == 4
+    cells = json.loads(res.stdout)  # 2 archs x 2 latent sizes, and PCA at each size
+    assert [c["arch"] for c in cells] == ["fc", "fc", "conv", "conv", "pca", "pca"]
     assert not tmp_results.exists()
 
 

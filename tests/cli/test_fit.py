@@ -17,7 +17,7 @@ from aebench.cli.render import bench_table
 runner = CliRunner()
 QUICK = ["--epochs", "1", "--train-size", "500", "--device", "cpu"]
 GRID = ["compare", "--archs", "fc", "--depths", "shallow,medium", "--latent-dims", "2", *QUICK]
-GRID_HEADERS = ("run", "config", "status", "MSE", "PSNR dB", "SSIM", "probe", "params", "train img/s")
+GRID_HEADERS = ("run", "config", "status", "MSE", "×PCA", "PSNR dB", "SSIM", "probe", "params", "train img/s")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def test_compare_at_200_columns_or_wide_shows_everything(results: Path) -> None:
     dry = runner.invoke(app, [*GRID, "--results", str(results), "--dry-run"], env={"COLUMNS": "80"})
     assert dry.exit_code == 0 and "…" not in dry.stdout and "done" in dry.stdout, dry.output
     as_json = runner.invoke(app, [*GRID, "--results", str(results), "--json"], env={"COLUMNS": "80"})
-    assert len(json.loads(as_json.stdout)) == 2  # stdout is the JSON alone: the closing lines go to stderr
+    # stdout is the JSON alone (two cells and PCA at their code size): the closing lines go to stderr
+    assert [r["arch"] for r in json.loads(as_json.stdout)] == ["fc", "fc", "pca"]
     assert "aebench report --results" in as_json.stderr
 
 

@@ -27,7 +27,7 @@ from aebench.train import checkpoint
 
 runner = CliRunner()
 QUICK = ["--epochs", "1", "--train-size", "500", "--device", "cpu"]
-GRID = ["compare", "--archs", "fc", "--depths", "shallow", "--latent-dims", "2,4,8", *QUICK]
+GRID = ["compare", "--archs", "fc", "--depths", "shallow", "--latent-dims", "2,4,8", *QUICK, "--no-baselines"]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from aebench.train import checkpoint
 cli = CliRunner()
 # two latent dims x two seeds: two stacks of two seeds each (--stack: the local executor stacks them, and so does Ray)
 GRID = ["--depths", "shallow", "--latent-dims", "2,3", "--seeds", "2", "--epochs", "1", "--train-size", "1000",
-        "--device", "cpu", "--no-download", "--stack"]  # fmt: skip
+        "--device", "cpu", "--no-download", "--stack", "--no-baselines"]  # fmt: skip
 
 
 def _configs(*latent_dims: int, seeds: int = 1) -> list[RunConfig]:

@@ -28,7 +28,8 @@ from aebench.grid.store import DB_NAME, SCHEMA_VERSION, Store, open_store
 from tests.conftest import MNIST_DIR
 
 cli = CliRunner()
-GRID = ["compare", "--depths", "shallow,medium,deep", "--epochs", "2", "--train-size", "3000", "--device", "cpu"]
+GRID = ["compare", "--depths", "shallow,medium,deep", "--epochs", "2", "--train-size", "3000", "--device", "cpu",
+        "--no-baselines"]  # fmt: skip
 
 
 def _statuses(results: Path) -> dict[str, tuple[str, str | None]]:
@@ -112,7 +113,8 @@ def test_interrupt_stops_cleanly_and_says_what_finished(tmp_results: Path, sig: 
 
 @pytest.mark.slow
 def test_two_concurrent_compares_share_the_grid(tmp_results: Path) -> None:
-    grid = ["compare", "--depths", "shallow", "--latent-dims", "2,4,8,16", "--epochs", "1", "--train-size", "1500",
+    grid = ["compare", "--no-baselines", "--depths", "shallow", "--latent-dims", "2,4,8,16", "--epochs", "1",
+            "--train-size", "1500",
             "--device", "cpu", "--json"]  # fmt: skip
     procs = [_start(tmp_results, *grid) for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]

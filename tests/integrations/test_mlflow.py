@@ -20,7 +20,7 @@ from aebench.grid.store import open_store
 cli = CliRunner()
 # a diverged cell (lr 1e6) and one that fails (run_one patched) until it is retried and done: every kind of row
 GRID = ["compare", "--depths", "shallow", "--latent-dims", "2", "--outputs", "none", "--lrs", "0.001,1e6",
-        "--epochs", "2", "--train-size", "1000", "--device", "cpu", "--no-download"]  # fmt: skip
+        "--epochs", "2", "--train-size", "1000", "--device", "cpu", "--no-download", "--no-baselines"]  # fmt: skip
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from aebench.report.baseline import FLOOR, against_baseline, regressions
 
 runner = CliRunner()
 CELL = ["--archs", "fc", "--depths", "shallow", "--latent-dims", "32", "--epochs", "1", "--train-size", "1024",
-        "--device", "cpu"]  # fmt: skip
+        "--device", "cpu", "--no-baselines"]  # fmt: skip
 
 
 def test_a_single_rerun_is_judged_by_the_baselines_spread_not_its_mean() -> None:

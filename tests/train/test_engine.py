@@ -17,7 +17,8 @@ from aebench.train.pretrain import greedy_pretrain
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("arch", "bound"), [("seed-ae", 0.0145), ("seed-conv", 0.0070)])
+# two epochs on the 54,000 images left beside the validation holdout (0.00711 for seed-conv here, AMD EPYC)
+@pytest.mark.parametrize(("arch", "bound"), [("seed-ae", 0.0145), ("seed-conv", 0.0075)])
 def test_seed_models_reach_the_quality_bar_in_two_epochs(fashion_mnist: data.Dataset, arch: str, bound: float) -> None:
     result = run_one(RunConfig(model=model_spec(arch), epochs=2), device="cpu", dataset=fashion_mnist)
     m = result.metrics
@@ -31,7 +32,10 @@ def test_seed_models_reach_the_quality_bar_in_two_epochs(fashion_mnist: data.Dat
     # speed: one model alone, in timed windows of the engine's own step, with the path that was timed
     assert m["timed_steps"] == 50 and m["train_samples_per_s_min"] <= m["train_samples_per_s"]
     assert m["train_samples_per_s"] <= m["train_samples_per_s_max"] and m["stack_size"] == 1
-    assert m["epoch_seconds"] == pytest.approx(len(fashion_mnist.train.images) / m["train_samples_per_s"])
+    trained = len(fashion_mnist.train.images) - 6_000  # the validation holdout: the last tenth of the training split
+    assert m["epoch_seconds"] == pytest.approx(trained / m["train_samples_per_s"])
+    assert m["epochs_run"] == 2 and m["best_epoch"] == 2 and m["train_steps"] == 2 * math.ceil(trained / 128)
+    assert all(math.isfinite(r.val_loss) for r in result.epochs) and math.isfinite(m["still_improving"])
     assert m["engine_step"] == ("written" if arch == "seed-ae" else "autograd") and m["cuda_graph"] == 0
 
 
