@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from aebench.config import GridSpec, RunConfig
+from aebench.data import image_shape
 from aebench.errors import BadInput
 from aebench.grid.baselines import with_baselines
 from aebench.grid.cells import Outcome
@@ -23,6 +24,7 @@ from aebench.grid.executors import GridEvents, check_executor
 from aebench.grid.runner import done_elsewhere, plan, run_grid
 from aebench.grid.store import open_store
 from aebench.train.device import device_name, resolve_device
+from aebench.train.engine import check_budget
 
 if TYPE_CHECKING:  # for the annotation only: importing the MLflow integration pulls in matplotlib
     from aebench.integrations.mlflow import Exported
@@ -117,6 +119,8 @@ def compare_plan(
     """
     configs = _cells(grid, baselines)
     _check(executor, request or MlflowRequest())
+    for config in configs:  # what `compare` would refuse, the plan refuses too
+        check_budget(config, image_shape(config.dataset))
     return plan(configs, results)
 
 

@@ -199,6 +199,8 @@ class RunConfig:
         if self.train_size is not None:
             check_number("--train-size", self.train_size, low=1)
         check_number("--val-fraction", self.val_fraction, low=0.0, high=0.5)
+        if self.val_fraction > 0 and self.train_size is not None and self.train_size < 2:
+            raise BadInput(f"--train-size {self.train_size} leaves nothing to validate on; add --val-fraction 0")
         check_number("--min-delta", self.min_delta, low=0.0, high=1.0)
         if self.patience is not None:
             check_number("--patience", self.patience, low=1)

@@ -67,13 +67,16 @@ def import_study(folder: str | Path, results: str | Path) -> Imported:
     runs_csv, epochs_csv = folder / "runs.csv", folder / "epochs.csv"
     if not runs_csv.is_file():
         raise BadInput(f"{folder}: no runs.csv there; give a folder `aebench report --out` wrote")
-    runs = pd.read_csv(runs_csv)
-    epochs = pd.read_csv(epochs_csv) if epochs_csv.is_file() else pd.DataFrame(columns=["run_id", "epoch"])
+    runs = pd.read_csv(runs_csv, dtype={"run_id": str, "hidden": str})  # "128", not 128.0; ids stay text
+    epochs = pd.DataFrame(columns=["run_id", "epoch"])
+    if epochs_csv.is_file():
+        epochs = pd.read_csv(epochs_csv, dtype={"run_id": str})
     if "run_id" not in runs.columns or "status" not in runs.columns:
         raise BadInput(f"{runs_csv}: not an aebench runs.csv (no run_id or status column)")
     finished = runs[runs["status"].isin(FINISHED)]
     configs = []
-    for line, (_, row) in enumerate(finished.iterrows(), 2):
+    for index, row in finished.iterrows():
+        line = int(index) + 2  # the file's own line: its header is line 1
         try:
             cfg = config_of(row.to_dict())
         except (BadInput, TypeError, ValueError) as exc:
@@ -94,8 +97,8 @@ def import_study(folder: str | Path, results: str | Path) -> Imported:
             part = by_run.get(cfg.run_id, pd.DataFrame())
             curve = [{"epoch": int(e["epoch"]), **{k: _plain(e.get(k)) for k in _EPOCH_KEYS}}
                      for _, e in part.iterrows()]
-            store.finish(cfg, str(row["status"]), measured, curve, error=_plain(row.get("error")),
-                         diverged_epoch=_plain(row.get("diverged_epoch")))  # fmt: skip
+            record = {k: _plain(row.get(k)) for k in ("error", "diverged_epoch", "claimed_at", "finished_at")}
+            store.finish(cfg, str(row["status"]), measured, curve, **record)  # the run's own times, not the import's
             written += 1
             n_epochs += len(curve)
     return Imported(written, kept, n_epochs)

@@ -19,6 +19,7 @@ from aebench.grid.cells import Outcome
 from aebench.grid.executors import Executor, GridEvents, GridJob, create_executor
 from aebench.grid.store import DB_NAME, FINISHED, check_results, open_store
 from aebench.models.registry import create_model
+from aebench.train.engine import check_budget
 
 
 def prepare(
@@ -83,6 +84,8 @@ def run_grid(
     dev = runs_on.device(device)
     results = check_results(results)  # a results folder that cannot be written is refused before any work
     finished = finished_ids(results, configs)
+    for config in configs:  # an --equal-steps budget its pretraining would fill is refused before any work
+        check_budget(config, datamod.image_shape(config.dataset))
     # Everything that can be wrong with the input fails here, before the store is created.
     datasets = prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)
     folder = None if data_dir is None else Path(data_dir).resolve()  # workers run elsewhere

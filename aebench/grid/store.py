@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from aebench.columns import COLUMNS, EPOCH_COLUMNS, MEASURED, of_kind
-from aebench.config import RunConfig
+from aebench.config import RunConfig, earlier_values
 from aebench.errors import StoreError, no_space
 from aebench.train.checkpoint import check_writable
 
@@ -94,11 +94,20 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     `add_missing_columns` does): a new metric or axis needs no hand-written migration, and an older run reads
     NULL there. Only additions: a store is never rewritten."""
     wanted = {"runs": {c.name: c.sql for c in COLUMNS.values()}, "epochs": EPOCH_COLUMNS}
+    earlier = earlier_values()
     for table, columns in wanted.items():
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         for name, sql in columns.items():
-            if name not in have:
+            if name in have:
+                continue
+            try:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql}")
+            except sqlite3.OperationalError as exc:  # another process opening the store added it first
+                if "duplicate column name" not in str(exc):
+                    raise
+                continue
+            if table == "runs" and earlier.get(name) is not None:  # a setting the stored runs had, not a NULL
+                conn.execute(f"UPDATE runs SET {name} = ? WHERE {name} IS NULL", (earlier[name],))
 
 
 def _chunked(run_ids: Sequence[str], size: int = 500) -> Iterator[tuple[str, Sequence[str]]]:
@@ -232,8 +241,8 @@ class Store:
     ) -> None:
         """Write a run's outcome and its epochs in one transaction."""
         values = {k: v for k, v in metrics.items() if k in MEASURED}
-        values.update({k: v for k, v in record.items() if k in RECORD_COLUMNS})
-        values["finished_at"] = _now()
+        values.update({k: v for k, v in record.items() if k in RECORD_COLUMNS and v is not None})
+        values.setdefault("finished_at", _now())  # given when a run is imported with its own record
         with self.transaction() as db:
             db.execute("DELETE FROM runs WHERE run_id = ?", (config.run_id,))
             self._insert(db, config, status, values)

@@ -45,7 +45,8 @@ TAG_KIND, TAG_RUN, TAG_GRID, TAG_SYNCED = "aebench.kind", "aebench.run_id", "aeb
 METRICS = tuple(c for c in MEASURED if COLUMNS[c].sql in ("REAL", "INTEGER") and c not in ("pid",))
 TEXT_COLUMNS = tuple(c for c in of_kind("provenance") if c not in METRICS)  # where it ran: tags, not metrics
 # per-epoch store column -> MLflow metric (distinct from the final `epoch_seconds`, the median epoch)
-EPOCH_METRICS = {"train_loss": "train_loss", "test_loss": "test_loss", "lr": "lr", "seconds": "epoch_time_s"}
+EPOCH_METRICS = {"train_loss": "train_loss", "val_loss": "val_loss", "test_loss": "test_loss", "lr": "lr",
+                 "seconds": "epoch_time_s"}  # fmt: skip
 STATUS = {"done": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
 BATCH = 1000  # MLflow takes at most 1000 metrics per log_batch
 

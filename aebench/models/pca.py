@@ -45,10 +45,10 @@ class PCA(Autoencoder):
         Eigenvectors have an arbitrary sign; each is turned so its largest entry is positive, so two fits of the
         same data give the same weights.
         """
-        flat = x.flatten(1)
+        flat = x.flatten(1).cpu()  # float64 on the CPU: not every device has it (MPS has none)
         n, d = flat.shape
         mean = flat.sum(0, dtype=torch.float64) / n
-        cov = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        cov = torch.zeros(d, d, dtype=torch.float64)
         for chunk in flat.split(FIT_CHUNK):
             centred = chunk.double() - mean
             cov.addmm_(centred.T, centred)
@@ -59,10 +59,10 @@ class PCA(Autoencoder):
         top = top * signs
         encoder, decoder = self.encoder, self.decoder
         assert isinstance(encoder, nn.Linear) and isinstance(decoder, nn.Linear)
-        encoder.weight.copy_(top.T)
-        encoder.bias.copy_(-(top.T @ mean))
-        decoder.weight.copy_(top)
-        decoder.bias.copy_(mean)
+        encoder.weight.copy_(top.T.to(encoder.weight))
+        encoder.bias.copy_((-(top.T @ mean)).to(encoder.bias))
+        decoder.weight.copy_(top.to(decoder.weight))
+        decoder.bias.copy_(mean.to(decoder.bias))
         # mean and covariance (a multiply and an add per product), and eigh's ~9 d^3
         return float(n * d + 2 * n * d * d + 9 * d**3)
 

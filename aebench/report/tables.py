@@ -243,11 +243,13 @@ def _noted(got: Answer, rows: Any) -> Answer:
     return replace(got, note=note)
 
 
-def _compare(part: pd.DataFrame, key: str, fmt: str = "{}") -> Answer | None:
-    """The best of `part` on test MSE, named by `key` ('L32', 'medium'), against the runner-up."""
-    named = [(fmt.format(plain(r[key])), r.get("test_mse_values") or [r["test_mse"]]) for _, r in part.iterrows()]
+def _compare(part: pd.DataFrame, key: str, fmt: str = "{}", names: Sequence[str] | None = None) -> Answer | None:
+    """The best of `part` on test MSE, named by `key` ('L32', 'medium') or by `names`, against the runner-up."""
+    names = list(names) if names is not None else [fmt.format(plain(r[key])) for _, r in part.iterrows()]
+    rows = dict(zip(names, (r for _, r in part.iterrows()), strict=True))
+    named = [(n, r.get("test_mse_values") or [r["test_mse"]]) for n, r in rows.items()]
     got = answer("", "test_mse", "min", named)
-    return None if got is None else _noted(got, {fmt.format(plain(r[key])): r for _, r in part.iterrows()})
+    return None if got is None else _noted(got, rows)
 
 
 def findings(configs: pd.DataFrame) -> list[Finding]:
@@ -324,16 +326,18 @@ def _axis_findings(df: pd.DataFrame, axes: list[str], axis: str, what: str) -> l
         if len(part) < 2:
             continue
         budgets = part.get("budget_epochs", pd.Series(math.nan, index=part.index))
-        labels = [str(axis_label(axis, v)) + (" equal-steps" if r.get("equal_steps") in (1, True) else "")
-                  for v, (_, r) in zip(part[axis], part.iterrows(), strict=True)]  # fmt: skip
+        extra = ("pretrain_epochs", "equal_steps") if axis == "pretrain" else ()  # greedy ×1, ×2, at equal steps
+        labels = [config_label(r, (axis, *extra)) for _, r in part.iterrows()]
         steps = ", ".join(f"{lab} {m:.4f}" + (f" ({b:g} epochs' steps)" if budgets.nunique() > 1 else "")
                           for lab, m, b in zip(labels, part["test_mse"], budgets, strict=True))  # fmt: skip
+        named = dict(zip(part.index, labels, strict=True))  # greedy at equal steps is not plain greedy
         if budgets.nunique() > 1 and (budgets.max() - budgets.min()) > BUDGET_TOLERANCE * budgets.min():
             same = part[budgets == budgets.min()]
             text = f"{what}, {name}: test MSE {steps}; unequal step budgets are not compared"
-            out.append(Finding(text, _compare(same, axis) if same[axis].nunique() > 1 else None))
+            alike = _compare(same, axis, names=[named[i] for i in same.index]) if len(same) > 1 else None
+            out.append(Finding(text, alike))
         else:
-            out.append(Finding(f"{what}, {name}: test MSE {steps}", _compare(part, axis)))
+            out.append(Finding(f"{what}, {name}: test MSE {steps}", _compare(part, axis, names=list(labels))))
     return out
 
 

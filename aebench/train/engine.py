@@ -53,13 +53,23 @@ def finetune_epochs(config: RunConfig, pretrain_steps: int, per_epoch: int) -> i
     """End-to-end epochs: `epochs`, less those whose steps pretraining took when `equal_steps` asks for one budget."""
     if not config.equal_steps:
         return config.epochs
-    left = config.epochs - math.ceil(pretrain_steps / per_epoch)
-    if left < 1:
+    need = math.ceil(pretrain_steps / per_epoch)
+    if config.epochs - need < 1:
         raise BadInput(
-            f"--equal-steps: greedy pretraining takes {pretrain_steps} steps, all of --epochs {config.epochs}'s "
-            f"{config.epochs * per_epoch}; raise --epochs or lower --pretrain-epochs"
+            f"--equal-steps: greedy pretraining of {config.label()} takes {need} epochs' worth of steps, "
+            f"leaving none of --epochs {config.epochs} to fine-tune; raise --epochs above {need} or lower "
+            "--pretrain-epochs"
         )
-    return left
+    return config.epochs - need
+
+
+def check_budget(config: RunConfig, input_shape: tuple[int, int, int]) -> None:
+    """Refuse, before anything trains, an `equal_steps` run whose pretraining would take its whole budget."""
+    if not config.equal_steps or config.model.pretrain != "greedy":
+        return
+    spec = config.model
+    model = create_model(spec.arch, input_shape, **spec.builder_options())
+    finetune_epochs(config, pretrain_steps(model, 1, 1, spec.pretrain_epochs or 1), 1)  # in epochs' worth of steps
 
 
 def budget_figures(

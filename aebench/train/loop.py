@@ -262,6 +262,8 @@ def train_epochs(
             val_loss = _evaluate(model, x_val, LOSSES[loss]) if x_val is not None else math.nan
             if (blown := divergence(epoch, train_loss, test_loss, x_test is not None)) is not None:
                 raise blown
+            if x_val is not None and not math.isfinite(val_loss):
+                raise Diverged(epoch, val_loss)
             lr_now = current_lr(train.optimizer)
             records.append(EpochRecord(epoch, train_loss, test_loss, seconds, lr_now, train.runner.captured, val_loss))
             if sched is not None:
