@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from aebench.cli.app import app
@@ -34,6 +35,7 @@ def test_each_run_is_shown_against_pca_at_its_code_size() -> None:
     assert ratio_to_pca(rows) == [2.0, None, None, None]
 
 
+@pytest.mark.slow
 def test_compare_fits_pca_beside_the_grid_and_says_which_runs_are_worse(tmp_path: Path) -> None:
     args = ["compare", "--depths", "shallow,deep", "--latent-dims", "16", "--epochs", "1", "--train-size", "1000",
             "--device", "cpu", "--results", str(tmp_path)]  # fmt: skip

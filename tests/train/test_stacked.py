@@ -96,6 +96,7 @@ def test_what_can_be_stacked() -> None:
     assert stack_key(plain) != stack_key(RunConfig(model=model_spec("fc", depth="medium")))
 
 
+@pytest.mark.slow
 def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
     from aebench.config import GridSpec, ModelSpec
     from aebench.grid.runner import run_grid
@@ -111,6 +112,7 @@ def test_compare_stacks_seeds_and_matches_unstacked(tmp_path: Path) -> None:
         assert s.row["test_mse"] == pytest.approx(p.row["test_mse"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_learning_rate_sweep_stacks_and_keeps_the_rates_that_work(tmp_path: Path) -> None:
     """Cells differing in lr stack together; the one that blows up is recorded as diverged, the
     others train on in the same stack and equal their unstacked runs."""
