@@ -9,7 +9,6 @@ script can do the same without this module. Every library import is deferred int
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from aebench.cli import options as opts
-from aebench.cli.console import OneLineErrors, errors, print_outcomes, stderr, stdout
+from aebench.cli.console import OneLineErrors, errors, print_json, print_outcomes, stderr, stdout
 from aebench.cli.export import export_app, import_cmd
 from aebench.cli.fit import print_fitted
 from aebench.errors import BadInput
@@ -95,7 +94,7 @@ def train(
         with progress.RichEvents(stderr()) as events:
             trained = api.train(run, results, device=device, data_dir=data_dir, allow_download=download, events=events)
         if as_json:  # `epochs` is the config's count, as in runs.csv; the per-epoch losses are the `curve`
-            print(json.dumps({**render.outcome_record(trained.outcome), "curve": trained.curve}, default=str))
+            print_json({**render.outcome_record(trained.outcome), "curve": trained.curve})
         else:
             stdout().print(render.run_table(trained.outcome))
         if trained.outcome.status != "done":
@@ -166,7 +165,7 @@ def compare(
     with errors(debug, as_json, wide):
         if list_presets:
             rows = presets.listing()
-            print(json.dumps(rows)) if as_json else stdout().print(render.presets_table(rows))
+            print_json(rows) if as_json else stdout().print(render.presets_table(rows))
             return
         grid = config.GridSpec(
             archs=tuple(dict.fromkeys(config.split_list("--archs", archs or "fc"))),
@@ -198,7 +197,7 @@ def compare(
         if dry_run:
             plan = api.compare_plan(cells, results, executor=executor, request=request, baselines=baselines)
             if as_json:
-                print(json.dumps(plan.to_dict("records"), default=str))
+                print_json(plan.to_dict("records"))
             else:
                 out = stdout()
                 title = f"grid of {len(plan)} cells (dry run: nothing trained)"
@@ -242,7 +241,7 @@ def models(
     with errors(debug):
         rows = model_rows(pattern, dataset)
         if as_json:
-            print(json.dumps(rows))
+            print_json(rows)
             return
         stdout().print(models_table(rows, dataset))
 
@@ -260,7 +259,7 @@ def datasets_cmd(
     with errors(debug):
         places = locate(data_dir)
         if as_json:
-            print(json.dumps(places.to_json()))
+            print_json(places.to_json())
             return
         stdout().print(datasets_table(places))
         err = stderr()
@@ -300,7 +299,7 @@ def report(
             where=where, data_dir=data_dir, baseline=baseline, figures=reportmod.parse_figures(figures),
         )  # fmt: skip
         if as_json:
-            print(json.dumps(rep.to_json()))
+            print_json(rep.to_json())
         else:
             out = stdout()
             print_fitted(out, report_table(rep, out.width, wide), report_how(rep))
@@ -357,7 +356,7 @@ def bench(
                 spec, results, report=lambda msg: status.update(f"benching {msg}"), check_clock=clock_check
             )
         if as_json:
-            print(json.dumps({**done.result, "saved": str(done.saved)}))
+            print_json({**done.result, "saved": str(done.saved)})
             return
         out = stdout()
         print_fitted(out, bench_table(done.result, EFFICIENCY_NOTE, out.width, wide), BENCH_HOW)

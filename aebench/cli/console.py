@@ -38,6 +38,33 @@ def stderr() -> Console:
     return Console(stderr=True)
 
 
+def strict(value: Any, key: str | None = None) -> Any:
+    """`value` as strict JSON with the declared types (`aebench.columns`): NaN and infinity as null (SQLite's NULL
+    comes back as NaN), a whole-number float in an INTEGER column as an int (`latent_dim` 2, not 2.0; a flag 0,
+    not 0.0), numpy scalars as Python numbers, paths and times as text."""
+    from aebench.columns import COLUMNS  # deferred: light, but only a --json command needs it
+
+    if isinstance(value, dict):
+        return {str(k): strict(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v, key) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy and torch scalars
+        value = value.item()
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        column = COLUMNS.get(key or "")
+        return int(value) if column is not None and column.sql == "INTEGER" and value.is_integer() else value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """Print `value` as one line of strict JSON (`strict`); a NaN left in it would be a bug, refused here."""
+    print(json.dumps(strict(value), allow_nan=False))
+
+
 def fail(message: str, code: int) -> None:
     """End the command with one `aebench: error:` line on stderr and `code`."""
     stderr().print(f"aebench: error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -51,7 +78,7 @@ def print_outcomes(outcomes: Sequence[Outcome], as_json: bool, total: int | None
     from aebench.cli.render import GRID_HOW, grid_table, outcome_record  # deferred: render imports torch (config)
 
     if as_json:
-        print(json.dumps([outcome_record(o) for o in outcomes], default=str))
+        print_json([outcome_record(o) for o in outcomes])
     elif outcomes:
         out = stdout()
         print_fitted(out, grid_table(outcomes, total, out.width, wide), GRID_HOW)

@@ -7,13 +7,12 @@ in `app`, so `aebench --help` imports neither torch nor MLflow.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from aebench.cli import options as opts
-from aebench.cli.console import errors, stdout
+from aebench.cli.console import errors, print_json, stdout
 
 export_app = typer.Typer(help="Send a results store's runs to the tools a team already uses.", no_args_is_help=True)
 
@@ -37,7 +36,7 @@ def export_mlflow(
     with errors(debug):
         exported = mlflow_export.export(results, mlflow_uri, experiment, data_dir=data_dir)
         if as_json:
-            print(json.dumps(exported.to_json()))
+            print_json(exported.to_json())
         else:
             stdout().print(exported.summary(), highlight=False, soft_wrap=True)
 
@@ -59,6 +58,6 @@ def import_cmd(
     with errors(debug, as_json):
         done = import_study(folder, results)
         if as_json:
-            print(json.dumps({"written": done.written, "kept": done.kept, "epochs": done.epochs}))
+            print_json({"written": done.written, "kept": done.kept, "epochs": done.epochs})
         else:
             stdout().print(done.summary(results), highlight=False, soft_wrap=True)
