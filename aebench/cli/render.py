@@ -36,7 +36,10 @@ RUN_METRICS = (
     "test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "latent_size", "flops_per_sample",
     "train_samples_per_s", "infer_samples_per_s", "epoch_seconds",
 )  # fmt: skip
-RUN_DETAILS = ("compression_ratio", "peak_mem_mb", "device_name", "wall_seconds", "checkpoint", "error")
+RUN_DETAILS = (
+    "test_sse", "epochs_run", "best_epoch", "still_improving", "train_steps", "compression_ratio", "peak_mem_mb",
+    "device_name", "wall_seconds", "checkpoint", "error",
+)  # fmt: skip
 GRID_METRICS = ("test_mse", "probe_acc", "test_ssim", "params", "train_samples_per_s", "test_psnr")
 GRID_ORDER = ("test_mse", "test_psnr", "test_ssim", "probe_acc", "params", "train_samples_per_s")
 
