@@ -9,6 +9,7 @@ script can do the same without this module. Every library import is deferred int
 
 from __future__ import annotations
 
+import inspect
 import signal
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -24,6 +25,7 @@ from aebench.cli.fit import print_fitted
 from aebench.errors import BadInput
 
 if TYPE_CHECKING:  # annotations only: importing the grid at start-up would import torch
+    from aebench.config import GridSpec, RunConfig
     from aebench.grid.cells import Outcome
 
 
@@ -105,6 +107,7 @@ def train(
 def compare(
     archs: opts.Archs = None,
     preset: opts.Preset = None,
+    grid_file: opts.GridFileOption = None,
     list_presets: opts.ListPresets = False,
     depths: opts.Depths = None,
     latent_dims: opts.LatentDims = None,
@@ -160,7 +163,7 @@ def compare(
     """
     from aebench import api, config, data  # deferred, as in every command: they import torch and pandas
     from aebench.cli import progress, render  # deferred: they import the config types, and torch with them
-    from aebench.grid import presets  # deferred, as above
+    from aebench.grid import gridfile, presets  # deferred, as above
 
     with errors(debug, as_json, wide):
         if list_presets:
@@ -192,7 +195,15 @@ def compare(
         )  # fmt: skip
         axes = {"--archs": archs, "--depths": depths, "--latent-dims": latent_dims, "--downsample": downsample,
                 "--upsample": upsample, "--activations": activations, "--outputs": outputs, "--pretrain": pretrain}
-        cells = presets.cells(preset, grid, axes)
+        if grid_file is not None and preset is not None:
+            raise BadInput("--grid and --preset both given; a preset is a grid file too, so give one of them")
+        if grid_file is not None:
+            # the options the command line changed from their defaults: one the file sets too is refused
+            values, defaults = dict(locals()), inspect.signature(compare).parameters
+            given = {k for k in gridfile.KEYS if k in values and values[k] != defaults[k].default}
+            cells: GridSpec | list[RunConfig] = gridfile.cells(gridfile.read(grid_file), grid, given)
+        else:
+            cells = presets.cells(preset, grid, axes)
         request = api.MlflowRequest(enabled=mlflow, uri=mlflow_uri, experiment=experiment)
         if dry_run:
             plan = api.compare_plan(cells, results, executor=executor, request=request, baselines=baselines)

@@ -156,6 +156,15 @@ FailOnRegression = Annotated[
         help="With --baseline: exit 1 when a config's test MSE is worse than the baseline's seeds allow (for CI).",
     ),
 ]
+GridFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--grid",
+        help="A TOML grid file instead of the axis options: lists form a product, [[grid]] blocks a union, every "
+        "key a compare option without its dashes (latent_dims = [2, 32]); options the file does not set come from "
+        "the command line, and one set in both is refused. --dry-run shows its cells.",
+    ),
+]
 ListPresets = Annotated[bool, typer.Option("--list-presets", help="List the named grids (--preset) and exit.")]
 Depths = Annotated[str | None, typer.Option(help="Comma list of depth presets for fc/conv (default medium).")]
 LatentDims = Annotated[

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from aebench.cli.app import app
 from aebench.config import GridSpec, ModelSpec, RunConfig
 from aebench.errors import BadInput
-from aebench.grid.presets import PRESETS, get_preset
+from aebench.grid.presets import NAMES, get_preset
 
 runner = CliRunner()
 
@@ -30,7 +30,7 @@ def test_the_reference_study_is_every_exercise_at_once() -> None:
     # 3 depths x 7 latents; leakyrelu and elu beside relu; 2 x 6 latents pool/stride + bilinear at 32 for both
     assert kinds == {"fc-depth-latent": 21, "fc-activation": 2, "fc-greedy": 1, "conv": 14, "seed": 6}
     assert len({c.run_id for c in cells}) == len(cells) == 44
-    every = {p.name for p in PRESETS.values()} - {"reference"}  # reference-ci among them: a subset to rerun
+    every = set(NAMES) - {"reference"}  # reference-ci among them: a subset to rerun
     ids = {c.run_id for c in cells}
     for name in every - {"exercise-1", "exercise-2", "exercise-3", "exercise-4"}:  # those use fewer latents
         # the 10-epoch study ran pretraining on top of its epochs only: part-3's equal-steps cell came later
@@ -60,3 +60,21 @@ def test_the_cli_lists_presets_and_refuses_axes_beside_one(tmp_path: Path) -> No
     assert sorted(c["latent_dim"] for c in cells if c["arch"] == "pca") == [2, 16, 32, 128]
     with pytest.raises(BadInput, match="unknown preset 'nope'; choose from: exercise-1"):
         get_preset("nope")
+
+
+def test_the_reference_preset_is_still_the_studys_44_configs() -> None:
+    """The presets became grid files: `--preset reference` gives the cells the study ran, written out here as the
+    Python grids that defined them before (the checked-in study's run ids depend on it)."""
+    seed = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
+    before = [
+        GridSpec(archs=("fc",), depths=("shallow", "medium", "deep"), latent_dims=(2, 4, 8, 16, 32, 64, 128)),
+        GridSpec(archs=("fc",), depths=("medium",), latent_dims=(32,), activations=("relu", "leakyrelu", "elu")),
+        GridSpec(archs=("conv",), depths=("medium",), latent_dims=(2, 8, 16, 32, 64, 128),
+                 downsample=("pool", "stride")),
+        GridSpec(archs=("conv",), depths=("medium",), latent_dims=(32,), downsample=("pool", "stride"),
+                 upsample=("transpose", "bilinear")),
+        GridSpec(archs=("fc",), depths=("deep",), latent_dims=(32,), pretrain=("none", "greedy")),
+        GridSpec(archs=seed),
+    ]  # fmt: skip
+    ids = list(dict.fromkeys(c.run_id for part in before for c in part.expand()))
+    assert [c.run_id for c in get_preset("reference").expand(GridSpec())] == ids and len(ids) == 44
