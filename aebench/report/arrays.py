@@ -179,9 +179,10 @@ class PictureArrays:
         self, rows: pd.DataFrame, k: int, keep: Callable[[Autoencoder], bool] = lambda m: True, why: str = ""
     ) -> tuple[list[tuple[pd.Series, Autoencoder]], str]:
         """Up to k (row, model) pairs spread over the MSE range, and a note on what was left out."""
-        usable = [(r, m) for _, r in rows.iterrows() if (m := self._model(r)) is not None and keep(m)]
-        if not usable:
-            raise Skipped(why or "no checkpoint of the selected runs could be loaded")
+        loaded = [(r, m) for _, r in rows.iterrows() if (m := self._model(r)) is not None]
+        usable = [(r, m) for r, m in loaded if keep(m)]
+        if not usable:  # say the first thing that stopped it: no checkpoint loaded, or none of the right kind
+            raise Skipped(why if loaded and why else "no checkpoint of the selected runs could be loaded")
         frame = pd.DataFrame([r for r, _ in usable]).assign(_i=range(len(usable)))
         chosen = [usable[int(i)] for i in spread(frame, k)["_i"]]
         notes = []

@@ -16,7 +16,7 @@ from aebench.report import build, pictures
 from aebench.report.contents import Selection
 from aebench.report.pages import _md
 from aebench.report.pareto import place_numbers, plot_pareto
-from aebench.report.plots import plot_learning_curves, plot_stride_vs_pool, plot_throughput, to_unit_scale
+from aebench.report.plots import Skipped, plot_learning_curves, plot_stride_vs_pool, plot_throughput, to_unit_scale
 from aebench.report.style import config_colors, palette
 
 LABELS = ["conv shallow L2", "conv shallow L16", "fc shallow L2", "fc shallow L16"]
@@ -269,3 +269,15 @@ def test_every_config_of_a_large_study_gets_its_own_colour() -> None:
     colours = config_colors([f"config {i}" for i in range(44)])
     assert len(set(colours.values())) == 44
     assert palette(20)[:10] == palette(44)[:10]  # the first, most distinct colours do not move as configs are added
+
+
+def test_a_picture_without_a_loadable_checkpoint_says_so(tmp_path: Path, fashion_mnist: object) -> None:
+    """A study whose checkpoints are gone (a report folder put back with `aebench import`) is told that, not that it
+    has no conv model."""
+    from aebench.report.arrays import PictureArrays
+
+    configs = pd.DataFrame({"label": ["conv medium L32"], "arch": ["conv"], "dataset": ["fashion-mnist"],
+                            "checkpoint": ["runs/gone/checkpoint.pt"], "test_mse": [0.01],
+                            "latent_size": [32]})  # fmt: skip
+    with pytest.raises(Skipped, match="no checkpoint of the selected runs could be loaded"):
+        PictureArrays(tmp_path, configs).feature_maps()
