@@ -8,6 +8,7 @@ layer directly (`aebench.models.catalog.model_rows`, `aebench.data.locate`, `aeb
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,9 +22,10 @@ from aebench.errors import BadInput
 from aebench.grid.baselines import with_baselines
 from aebench.grid.cells import Outcome
 from aebench.grid.executors import GridEvents, check_executor
-from aebench.grid.runner import done_elsewhere, plan, run_grid
+from aebench.grid.runner import check_grid, done_elsewhere, plan, run_grid
 from aebench.grid.store import open_store
-from aebench.train.device import device_name, resolve_device
+from aebench.grid.workers import WorkerJob, default_workers, run_workers, threads_each
+from aebench.train.device import device_name, resolve_device, torch_threads
 from aebench.train.engine import check_budget
 
 if TYPE_CHECKING:  # for the annotation only: importing the MLflow integration pulls in matplotlib
@@ -71,6 +73,32 @@ class MlflowRequest:
 
 
 @dataclass(frozen=True)
+class GridSpeed:
+    """How fast the grid itself went: its wall time (this call's, skipped cells included), the epochs its newly
+    trained runs ran (a fitted baseline runs none), and the worker processes and torch threads each had."""
+
+    wall_seconds: float
+    model_epochs: int
+    workers: int = 1
+    threads: int | None = None  # per worker; None where the executor's workers choose their own
+
+    @property
+    def model_epochs_per_s(self) -> float:
+        return self.model_epochs / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wall_seconds": self.wall_seconds, "model_epochs": self.model_epochs,
+            "model_epochs_per_s": self.model_epochs_per_s, "workers": self.workers, "threads": self.threads,
+        }  # fmt: skip
+
+
+def trained_epochs(outcomes: Sequence[Outcome]) -> int:
+    """Epochs run by the cells this call trained (skipped ones were someone else's work)."""
+    return sum(int(o.row.get("epochs_run") or 0) for o in outcomes if not o.skipped and o.status == "done")
+
+
+@dataclass(frozen=True)
 class CompareResult:
     """A finished grid: one outcome per cell, what the MLflow export did (None without one), what went wrong."""
 
@@ -80,6 +108,7 @@ class CompareResult:
     diverged: int
     elsewhere: dict[str, str] = field(default_factory=dict)  # run_id -> device, for cells another device trained
     here: str | None = None  # this machine's device name, where it is known (the local executor)
+    speed: GridSpeed | None = None
 
     @property
     def unfinished(self) -> int:
@@ -136,17 +165,21 @@ def compare(
     data_dir: str | Path | None = None,
     allow_download: bool = True,
     events: GridEvents | None = None,
-    on_trained: Callable[[list[Outcome]], None] | None = None,
+    on_trained: Callable[[list[Outcome], GridSpeed], None] | None = None,
     here: bool = False,
     baselines: bool = True,
+    workers: int | None = None,
 ) -> CompareResult:
     """`aebench compare`: check the executor and the MLflow request, train every cell not yet done, log the
     grid to MLflow when asked, and count the cells that failed or diverged.
 
     `grid` is a `GridSpec` (expanded here) or the configs themselves; PCA is fitted beside them at each of their
-    code sizes unless `baselines` is False. `on_trained` sees the outcomes as
+    code sizes unless `baselines` is False. `on_trained` sees the outcomes and the grid's speed as
     soon as the grid is done, before the MLflow export, which is slow and can fail on its own: a front
     end shows the grid's results either way. Ctrl-C raises `GridInterrupted` with what had finished.
+
+    `workers` processes train the grid on a CPU (`aebench.grid.workers`), each with its share of the cores;
+    None takes `default_workers`'s rule. Only the local executor has workers.
     """
     request = request or MlflowRequest()
     configs = _cells(grid, baselines)
@@ -159,12 +192,35 @@ def compare(
         if machine is None:
             raise BadInput("--here needs --executor local: Ray's workers name their own devices")
         configs = [replace(c, machine=machine) if c.run_id in elsewhere else c for c in configs]
-    outcomes = run_grid(
-        configs, results, device=device, data_dir=data_dir, allow_download=allow_download, events=events,
-        executor=executor, executor_options=executor_options, stack=stack,
-    )  # fmt: skip
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers: {workers} is not allowed; it must be >= 1")
+    if executor != "local" and workers not in (None, 1):
+        raise BadInput(f"--workers applies to --executor local; {executor}'s scheduler places the runs itself")
+    start = time.perf_counter()
+    count, threads = 1, None
+    if executor == "local":
+        count, threads = workers or 1, torch_threads()
+        if workers is None or workers > 1:
+            folder, finished, datasets = check_grid(configs, results, data_dir, allow_download)
+            todo = [c for c in configs if c.run_id not in finished]
+            sizes = {name: len(ds.train.images) for name, ds in datasets.items()}
+            count = workers or default_workers(resolve_device(device), todo, sizes)
+            threads = threads_each(count) if count > 1 else threads
+    if count > 1:
+        assert threads is not None
+        events = events or GridEvents()
+        events.grid_start(len(configs), len(todo))
+        job = WorkerJob(tuple(configs), folder, device, None if data_dir is None else Path(data_dir).resolve(),
+                        allow_download, stack, count)  # fmt: skip
+        outcomes = run_workers(job, events, finished)
+    else:
+        outcomes = run_grid(
+            configs, results, device=device, data_dir=data_dir, allow_download=allow_download, events=events,
+            executor=executor, executor_options=executor_options, stack=stack,
+        )  # fmt: skip
+    speed = GridSpeed(time.perf_counter() - start, trained_epochs(outcomes), count, threads)
     if on_trained is not None:
-        on_trained(outcomes)
+        on_trained(outcomes, speed)
     exported = None
     if request.enabled:
         # deferred, as in `_check`: only an export needs the MLflow integration's picture code
@@ -178,4 +234,5 @@ def compare(
         diverged=sum(o.status == "diverged" for o in outcomes),
         elsewhere={} if here else elsewhere,
         here=machine,
+        speed=speed,
     )

@@ -120,6 +120,7 @@ peak_mem_mb             | REAL    | peak mem (MB)      | {:,.0f} | min    |     
 stack_size              | INTEGER | stack size         | {:.0f}  |        |          |
 stack_samples_per_s     | REAL    | stack img/s        | {:,.0f} |        |          |
 stack_epoch_seconds     | REAL    | stack epoch (s)    | {:.2f}  |        |          |
+bf16_as_fp32            | INTEGER | bf16 as fp32       | {:.0f}  |        |          |
 cuda_graph              | INTEGER | CUDA graph         | {:.0f}  |        |          |
 epochs_run              | INTEGER | epochs run         | {:.0f}  |        |          |
 best_epoch              | INTEGER | best epoch         | {:.0f}  |        |          |
@@ -133,6 +134,7 @@ torch_version           | TEXT    | torch              |         |        |     
 git_commit              | TEXT    | commit             |         |        |          |
 host                    | TEXT    | host               |         |        |          |
 pid                     | INTEGER | pid                |         |        |          |
+workers                 | INTEGER | workers            | {:.0f}  |        |          |
 started_at              | TEXT    | started at         |         |        |          |
 wall_seconds            | REAL    | wall time (s)      | {:.2f}  |        |          |
 data_dir                | TEXT    | data folder        |         |        |          |

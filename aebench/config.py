@@ -138,6 +138,8 @@ _ADDED_LATER: dict[str, Any] = {
     "precision": "fp32", "step": "auto", "machine": None,
     "val_fraction": 0.0, "patience": None, "min_delta": 0.001, "equal_steps": False,
 }  # fmt: skip
+
+
 def earlier_values() -> dict[str, Any]:
     """Each config field added after the first release, with the value every run before it had: how a record
     written before the field existed (a store's row, a study's runs.csv) is read."""
@@ -350,8 +352,14 @@ class GridSpec:
                     if loss == "bce" and spec.output_activation != "sigmoid":
                         continue  # BCE needs [0, 1] outputs; such cells do not exist
                     cfg = replace(
-                        self.base, model=spec, dataset=dataset, loss=loss, lr=lr, batch_size=bs,
-                        seed=self.base.seed + i, equal_steps=self.equal_steps and spec.pretrain == "greedy",
+                        self.base,
+                        model=spec,
+                        dataset=dataset,
+                        loss=loss,
+                        lr=lr,
+                        batch_size=bs,
+                        seed=self.base.seed + i,
+                        equal_steps=self.equal_steps and spec.pretrain == "greedy",
                     )
                     configs.setdefault(cfg.run_id, cfg)
         if not configs:

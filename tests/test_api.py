@@ -16,9 +16,7 @@ from aebench.models.catalog import model_rows
 QUICK = {"epochs": 2, "train_size": 512}
 
 
-def test_train_returns_the_outcome_and_its_curve_from_the_store(
-    tmp_results: Path, fashion_mnist: data.Dataset
-) -> None:
+def test_train_returns_the_outcome_and_its_curve_from_the_store(tmp_results: Path, fashion_mnist: data.Dataset) -> None:
     config = RunConfig(model=ModelSpec(arch="seed-conv"), **QUICK)
     first = api.train(config, tmp_results, device="cpu", allow_download=False)
     assert first.outcome.status == "done" and not first.outcome.skipped
@@ -41,14 +39,18 @@ def test_compare_counts_what_diverged_and_shows_the_outcomes_first(
         archs=("fc",), depths=("shallow",), outputs=("none",), lrs=(1e-3, 1e6),
         base=RunConfig(model=ModelSpec(arch="fc"), **QUICK),
     )  # fmt: skip
-    shown: list[list[Outcome]] = []
-    result = api.compare(grid, tmp_results, device="cpu", allow_download=False, on_trained=shown.append,
-                         baselines=False)  # fmt: skip
+    shown: list[tuple[list[Outcome], api.GridSpeed]] = []
+    result = api.compare(grid, tmp_results, device="cpu", allow_download=False, baselines=False,
+                         on_trained=lambda outcomes, speed: shown.append((outcomes, speed)))  # fmt: skip
     assert [o.config.lr for o in result.outcomes] == [1e-3, 1e6]
     assert [o.status for o in result.outcomes] == ["done", "diverged"]
     assert (result.failed, result.diverged, result.unfinished) == (0, 1, 1)
     assert result.exported is None  # no MLflow asked for
-    assert shown == [result.outcomes]
+    assert shown == [(result.outcomes, result.speed)]
+    assert result.speed is not None and result.speed.workers == 1  # 2 small cells: one worker by the rule
+    assert result.speed.model_epochs == QUICK["epochs"]  # the done cell's; a diverged run's epochs are not counted
+    assert result.speed.wall_seconds > 0
+    assert result.speed.model_epochs_per_s == result.speed.model_epochs / result.speed.wall_seconds
 
     plan = api.compare_plan(grid, tmp_results, baselines=False)
     assert plan["status"].tolist() == ["done", "diverged"]

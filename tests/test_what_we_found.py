@@ -58,10 +58,18 @@ def _known() -> tuple[set[str], set[str]]:
     stride_pool = conv[(conv["latent_dim"] == 32) & (conv["upsample"] == "transpose")]
     flops = stride_pool.groupby("downsample")["flops_per_sample"].first()
     whole |= {
-        str(len(configs)), str(seeds.max()), str(n_epochs), "60,000", "10,000", str(trained["batch_size"].iloc[0]),
-        "784", str(worse), str(len(configs) - (trained.groupby("key")["compression_ratio"].first() <= 1).sum()),
+        str(len(configs)),
+        str(seeds.max()),
+        str(n_epochs),
+        "60,000",
+        "10,000",
+        str(trained["batch_size"].iloc[0]),
+        "784",
+        str(worse),
+        str(len(configs) - (trained.groupby("key")["compression_ratio"].first() <= 1).sum()),
         f"{100 * (1 - flops['stride'] / flops['pool']):.0f}",
-        str(n_epochs + 5), "5",  # greedy: 5 layer pairs of fc deep, 1 pretraining epoch each, then the epochs
+        str(n_epochs + 5),
+        "5",  # greedy: 5 layer pairs of fc deep, 1 pretraining epoch each, then the epochs
     }
     rates = trained.groupby("key")["rate"].mean()
     decimals |= {f"{rates.min():.1f}", f"{rates.max():.1f}"}

@@ -3,9 +3,11 @@
 The GEMM shapes come from the model's own layers, recorded by forward hooks on one
 batch: each Linear, Conv2d and ConvTranspose2d contributes its forward product, the
 product for the input's gradient (not for the first layer, whose input needs none) and
-the product for the weight's gradient. Convolutions count as their im2col GEMMs (im2col
-itself left out). For dense layers that is a true floor; a direct convolution (oneDNN on
-NHWC) can beat the im2col GEMMs, so a conv model's efficiency can exceed 1.
+the product for the weight's gradient. A convolution counts as the faster of its im2col
+GEMMs (im2col itself left out) and its direct convolutions (torch's convolution and its
+backward on channels_last, oneDNN's direct kernels on a CPU), timed here: a floor must be
+the fastest this machine does the products, and for a 1-channel input the GEMMs win while
+for 32 channels the direct kernels can.
 
 On a CPU each product is timed through torch's `mm` and through oneDNN (`aebench.onednn`)
 and the faster counts: a floor must be the fastest this machine can do the work, and on
@@ -40,8 +42,25 @@ class Gemm:
         return 2 * self.m * self.k * self.n
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One layer's share of a step: its module, the shapes it saw, whether its input needs a gradient, and its
+    products as GEMMs."""
+
+    module: nn.Module
+    input_shape: torch.Size
+    output_shape: torch.Size
+    input_grad: bool
+    gemms: tuple[Gemm, ...]
+
+
 def step_gemms(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> list[Gemm]:
     """The GEMMs of one training step at `batch_size`, in the order the step would run them."""
+    return [g for layer in step_layers(model, input_shape, batch_size) for g in layer.gemms]
+
+
+def step_layers(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> list[Layer]:
+    """The product layers of one training step at `batch_size`, in the order the step would run them."""
     shapes: list[tuple[nn.Module, torch.Size, torch.Size]] = []
     hooks = [
         m.register_forward_hook(lambda mod, inp, out: shapes.append((mod, inp[0].shape, out.shape)))
@@ -57,7 +76,7 @@ def step_gemms(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) 
         for h in hooks:
             h.remove()
         model.train(was_training)
-    gemms: list[Gemm] = []
+    layers: list[Layer] = []
     for i, (mod, inp, out) in enumerate(shapes):
         if isinstance(mod, nn.Linear):
             rows, k, n = math.prod(inp[:-1]), mod.in_features, mod.out_features
@@ -69,11 +88,12 @@ def step_gemms(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) 
             assert isinstance(mod, nn.ConvTranspose2d)
             rows, k = inp[0] * inp[2] * inp[3], mod.in_channels
             n = mod.out_channels // mod.groups * math.prod(mod.kernel_size)
-        gemms.append(Gemm(rows, k, n))  # forward
+        gemms = [Gemm(rows, k, n)]  # forward
         if i > 0:
             gemms.append(Gemm(rows, n, k))  # gradient of the input
         gemms.append(Gemm(k, rows, n))  # gradient of the weight
-    return gemms
+        layers.append(Layer(mod, inp, out, i > 0, tuple(gemms)))
+    return layers
 
 
 def time_floor(
@@ -91,12 +111,8 @@ def time_floor(
     so nothing but noise separates a sample from the whole epoch.
     """
     device = next(model.parameters()).device
-    gemms = step_gemms(model, input_shape, batch_size)
-    operands = [
-        (torch.randn(g.m, g.k, device=device, dtype=dtype), torch.randn(g.k, g.n, device=device, dtype=dtype),
-         torch.empty(g.m, g.n, device=device, dtype=dtype))
-        for g in gemms
-    ]  # fmt: skip
+    layers = step_layers(model, input_shape, batch_size)
+    gemms = [g for layer in layers for g in layer.gemms]
     opt: torch.optim.Optimizer
     if device.type == "cpu":
         # The written step's own update: one fused call over one flat buffer, without torch.optim's per-call
@@ -110,8 +126,18 @@ def time_floor(
             p.grad = torch.randn_like(p) * 1e-3
         opt = make_optimizer(params, 1e-3, 0.0, device)  # the engine's own: fused and capturable on CUDA
 
-    chosen = [_fastest_product(a, b, c, device) for a, b, c in operands]
-    products = [product for product, _ in chosen]
+    chosen = [_fastest_product(*_operands(g, device, dtype), device) for g in gemms]
+    products: list[Callable[[], object]] = [product for product, _ in chosen]
+    direct = 0
+    at = 0
+    for layer in layers:  # a convolution's products: its GEMMs or its direct kernels, the faster
+        mine = products[at : at + len(layer.gemms)]
+        if isinstance(layer.module, nn.Conv2d | nn.ConvTranspose2d):
+            kernels = _direct(layer, device, dtype)
+            if _seconds(kernels) < _seconds(*mine):
+                products[at : at + len(layer.gemms)] = [kernels, *([_nothing] * (len(layer.gemms) - 1))]
+                direct += 1
+        at += len(layer.gemms)
 
     def all_gemms() -> None:
         for product in products:
@@ -145,8 +171,53 @@ def time_floor(
         "floor_adam_s": statistics.median(total) - statistics.median(gemm_only),
         "floor_gflop_per_step": sum(g.flops for g in gemms) / 1e9,
         "floor_onednn_gemms": sum(via_onednn for _, via_onednn in chosen),
+        "floor_direct_convs": direct,  # convolutions whose direct kernels beat their im2col GEMMs
         "samples": repeats,  # timings behind floor_s and its range
     }
+
+
+def _operands(g: Gemm, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (torch.randn(g.m, g.k, device=device, dtype=dtype), torch.randn(g.k, g.n, device=device, dtype=dtype),
+            torch.empty(g.m, g.n, device=device, dtype=dtype))  # fmt: skip
+
+
+def _nothing() -> None:
+    return None
+
+
+def _direct(layer: Layer, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:
+    """A convolution layer's step products as torch's direct kernels, on channels_last as the engine trains:
+    the forward convolution and its backward for the weight (and the input, past the first layer)."""
+    mod = layer.module
+    assert isinstance(mod, nn.Conv2d | nn.ConvTranspose2d)
+    fmt = torch.channels_last
+    x = torch.randn(layer.input_shape, device=device, dtype=dtype).contiguous(memory_format=fmt)
+    w = mod.weight.detach().to(dtype).contiguous(memory_format=fmt)
+    g = torch.randn(layer.output_shape, device=device, dtype=dtype).contiguous(memory_format=fmt)
+    transposed = isinstance(mod, nn.ConvTranspose2d)
+    extra = list(mod.output_padding) if transposed else [0, 0]
+    padding = list(mod.padding) if isinstance(mod.padding, tuple) else [0, 0]
+    args = (list(mod.stride), padding, list(mod.dilation), transposed, extra, mod.groups)
+
+    def kernels() -> None:
+        torch.ops.aten.convolution(x, w, None, *args)
+        torch.ops.aten.convolution_backward(g, x, w, None, *args, [layer.input_grad, True, False])
+
+    return kernels
+
+
+def _seconds(*fns: Callable[[], object], calls: int = 5, rounds: int = 3) -> float:
+    """The median over `rounds` of the time `calls` calls of all of `fns` take."""
+    for fn in fns:
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            for fn in fns:
+                fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _fastest_product(

@@ -25,11 +25,13 @@ from torch import nn
 
 from aebench import data as datamod
 from aebench.bench.floor import time_floor
+from aebench.bench.named import parse_model
 from aebench.config import RunConfig, check_choice, check_number, model_spec
-from aebench.errors import Diverged
+from aebench.errors import BadInput, Diverged
 from aebench.models.base import Autoencoder
 from aebench.models.registry import create_model
 from aebench.train.accel import mlp_step
+from aebench.train.accel.device_tuning import fp32_instead
 from aebench.train.checkpoint import atomic_write, check_writable
 from aebench.train.device import cpu_model, device_name, git_commit, resolve_device, synchronize
 from aebench.train.loop import train_epochs
@@ -47,6 +49,7 @@ EFFICIENCY_NOTE = (
     "a stack's s/epoch and img/s are the whole stack's, its speed-up per model-epoch, no efficiency (no floor of "
     "a stack's shape); "
     "MSE vs ref: fp32 modes against the seed loop, bf16 modes against engine-fp32; "
+    "(as fp32): bf16 asked, the engine trained this model in fp32, its rule for convolutions on a CPU without AMX; "
     "range = (max - min) / median of the timed epochs (of a floor: of its samples), a measure of the noise; "
     "- where one epoch was timed (the first is warm-up: --epochs 3 or more times two)"
 )
@@ -169,9 +172,11 @@ def bench_model(
     x_train = datamod.to_device(ds.train.images[:n], device, "sigmoid")
     x_test = datamod.to_device(ds.test.images, device, "sigmoid")
 
+    model_of = parse_model(name)
+
     def fresh(seed: int = spec.seed) -> Autoencoder:
         torch.manual_seed(seed)
-        model = create_model(name, ds.input_shape).to(device)
+        model = create_model(model_of.arch, ds.input_shape, **model_of.builder_options()).to(device)
         assert isinstance(model, Autoencoder)
         return model
 
@@ -183,7 +188,7 @@ def bench_model(
     rows: list[dict[str, Any]] = []
     probe = fresh()
     written = mlp_step.applies(probe, x_train, "mse")
-    for mode in modes(spec, device, stackable(RunConfig(model=model_spec(name)), probe), written):
+    for mode in modes(spec, device, stackable(RunConfig(model=model_of), probe), written):
         report(f"{name}: {mode.name}")
         model = fresh()
         if mode.name == "seed-loop":
@@ -207,8 +212,10 @@ def bench_model(
             seconds = [r.seconds for r in alone]
         timed = _timed(seconds)
         epoch_s = statistics.median(timed)
+        as_fp32 = mode.name != "seed-loop" and fp32_instead(model, device, mode.precision)
         rows.append({
             "model": name, "mode": mode.name, "precision": mode.precision, "stack": mode.stack,
+            "bf16_as_fp32": as_fp32,
             "epoch_s": epoch_s, "epoch_s_min": min(timed), "epoch_s_max": max(timed), "samples": len(timed),
             "model_epoch_s": epoch_s / mode.stack, "samples_per_s": n * mode.stack / epoch_s,
             "test_mse": pixel_mse(model, x_test),  # for a stack: its first run, the same seed as the other rows
@@ -306,8 +313,10 @@ def run_bench(spec: BenchSpec, report: Report | None = None, check_clock: bool =
     """Bench every model in `spec`; returns rows plus the machine it ran on."""
     report = report or (lambda _msg: None)
     device = resolve_device(spec.device)
-    for name in spec.models:
-        create_model(name, datamod.image_shape(spec.dataset))  # bad names fail first
+    for name in spec.models:  # bad names and options fail first
+        named = parse_model(name)
+        if create_model(named.arch, datamod.image_shape(spec.dataset), **named.builder_options()).closed_form:
+            raise BadInput(f"--models: {name} is fitted in closed form, not trained: it has no training step to bench")
     ds = datamod.load(spec.dataset, spec.data_dir, allow_download=False)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aebench-seedloop-") as tmp:

@@ -202,6 +202,17 @@ Here = Annotated[
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="List the grid's cells and what is done; train nothing.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        help="Worker processes training the grid on one store, each with its share of the cores as torch "
+        "threads (--executor local). Default on a CPU: one per core, at most one per cell left and 8, once the "
+        "grid has a million images to see (two one-thread workers do 1.3-1.4x the work of one two-thread "
+        "process on fc, about 1.15x on conv, measured on 2 cores); 1 on a GPU and for small grids.",
+        show_default=False,
+        min=1,
+    ),
+]
 Executor = Annotated[
     str, typer.Option(help="Where the cells train: local (here, one after another) or ray (a Ray cluster).")
 ]
@@ -253,7 +264,13 @@ Where = Annotated[
 ]
 # the seed's models, written out here: taking them from aebench.bench.run would import torch for --help
 BENCH_MODELS = ",".join(("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible"))
-BenchModels = Annotated[str, typer.Option(help="Comma list of models to bench (default: every seed model).")]
+BenchModels = Annotated[
+    str,
+    typer.Option(
+        help="Comma list of models to bench (default: every seed model): any registered arch (`aebench models`), "
+        "with options as arch:option=value, e.g. conv:downsample=stride:latent_dim=16 or fc:depth=deep."
+    ),
+]
 BenchEpochs = Annotated[
     int, typer.Option(help="Epochs per mode; the first is warm-up and not timed when there are more.")
 ]

@@ -171,6 +171,14 @@ def next_line(results: Path) -> str:
     return f"results: {results / DB_NAME}; report them with: aebench report --results {shlex.quote(str(results))}"
 
 
+def speed_line(speed: Any) -> str:
+    """The grid's own speed (an `aebench.api.GridSpeed`): wall time, model-epochs and their rate, the workers."""
+    threads = "" if speed.threads is None else f" x {speed.threads} thread{'s' if speed.threads != 1 else ''}"
+    workers = f"{speed.workers} worker{'s' if speed.workers != 1 else ''}{threads}"
+    return (f"grid: {speed.wall_seconds:.1f} s wall time, {speed.model_epochs} model-epochs trained, "
+            f"{speed.model_epochs_per_s:.3f} model-epochs/s, {workers}")  # fmt: skip
+
+
 def unfinished_line(failed: int, diverged: int, total: int) -> str:
     """Why a grid exits 1: how many of its runs failed or diverged."""
     return f"{failed + diverged} of {total} runs did not finish: {failed} failed, {diverged} diverged"
@@ -216,7 +224,7 @@ def bench_table(result: dict[str, Any], caption: str, width: int = 200, wide: bo
     rows = result["rows"]
     cells = {
         "model": [r["model"] for r in rows],
-        "mode": [r["mode"] for r in rows],
+        "mode": [r["mode"] + (" (as fp32)" if r.get("bf16_as_fp32") else "") for r in rows],
         "s/epoch": [f"{r['epoch_s']:.3f}" for r in rows],
         "range": [_num(r.get("range"), "{:.0%}") for r in rows],  # None where one timing: no spread to show
         "img/s": [f"{r['samples_per_s']:,.0f}" for r in rows],

@@ -97,12 +97,14 @@ def train_cells(
     return [train_cell(c, device, dataset, progress) for c in configs]
 
 
-def record(store: Store, results: Path, cfg: RunConfig, payload: Mapping[str, Any]) -> Outcome:
-    """Store how a claimed cell ended: a done run's checkpoint first, so a done row always has one."""
+def record(store: Store, results: Path, cfg: RunConfig, payload: Mapping[str, Any], workers: int = 1) -> Outcome:
+    """Store how a claimed cell ended: a done run's checkpoint first, so a done row always has one; `workers`, the
+    grid's worker processes on this machine, goes with its measurements (its speed shared the cores with them)."""
     status = payload["status"]
     if status == "done":
         path = checkpoint.save_state(results, cfg, payload["state_dict"], payload["input_shape"])
-        store.finish(cfg, "done", payload["metrics"], payload["epochs"], checkpoint=str(path.relative_to(results)))
+        metrics = {**payload["metrics"], "workers": workers}
+        store.finish(cfg, "done", metrics, payload["epochs"], checkpoint=str(path.relative_to(results)))
         return Outcome(cfg, "done", row=store.run(cfg.run_id) or {})
     # A diverged run is a result too (that config diverges), stored with the epoch it happened at.
     store.finish(cfg, status, {}, error=payload["error"], diverged_epoch=payload.get("diverged_epoch"))

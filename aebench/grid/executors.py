@@ -60,6 +60,7 @@ class GridJob:
     data_dir: Path | None = None
     allow_download: bool = True
     stack: bool = True
+    workers: int = 1  # `compare` workers sharing the machine, recorded with each run
 
 
 class Executor:

@@ -37,7 +37,7 @@ class LocalExecutor(Executor):
                     group = [cfg, *mates]
                     progress = _heartbeat(store, [c.run_id for c in group], events.run_start(index, cfg))
                     payloads = train_cells(group, job.device, job.datasets[cfg.dataset], progress)
-                    new = [record(store, job.results, c, p) for c, p in zip(group, payloads, strict=True)]
+                    new = [record(store, job.results, c, p, job.workers) for c, p in zip(group, payloads, strict=True)]
                 for outcome in new:
                     done[outcome.run_id] = outcome
                     events.run_end(outcome)

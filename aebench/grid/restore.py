@@ -95,8 +95,9 @@ def import_study(folder: str | Path, results: str | Path) -> Imported:
                 continue
             measured = {k: _plain(row[k]) for k in MEASURED if k in row and not missing(row[k])}
             part = by_run.get(cfg.run_id, pd.DataFrame())
-            curve = [{"epoch": int(e["epoch"]), **{k: _plain(e.get(k)) for k in _EPOCH_KEYS}}
-                     for _, e in part.iterrows()]
+            curve = [
+                {"epoch": int(e["epoch"]), **{k: _plain(e.get(k)) for k in _EPOCH_KEYS}} for _, e in part.iterrows()
+            ]
             record = {k: _plain(row.get(k)) for k in ("error", "diverged_epoch", "claimed_at", "finished_at")}
             store.finish(cfg, str(row["status"]), measured, curve, **record)  # the run's own times, not the import's
             written += 1

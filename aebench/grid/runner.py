@@ -60,6 +60,19 @@ def done_elsewhere(results: Path, configs: Sequence[RunConfig], here: str) -> di
     return found
 
 
+def check_grid(
+    configs: Sequence[RunConfig], results: str | Path, data_dir: str | Path | None, allow_download: bool
+) -> tuple[Path, set[str], dict[str, datamod.Dataset]]:
+    """Everything that can be wrong with a grid's input, refused before the store is created: the results
+    folder, an --equal-steps budget its pretraining would fill, the data, every model. Gives the results
+    folder, the cells already finished there and the datasets of the cells left."""
+    folder = check_results(results)
+    finished = finished_ids(folder, configs)
+    for config in configs:
+        check_budget(config, datamod.image_shape(config.dataset))
+    return folder, finished, prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)
+
+
 def run_grid(
     configs: Sequence[RunConfig],
     results: str | Path,
@@ -71,28 +84,27 @@ def run_grid(
     executor: str | Executor = "local",
     stack: bool | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    worker_count: int = 1,
 ) -> list[Outcome]:
     """Train every config not yet done in `<results>/aebench.db`; return one Outcome per config.
 
     `executor` names where the cells train (`aebench.grid.executors`: "local" here, one after
     another; "ray" on a Ray cluster, with `executor_options` such as `address`); whichever
     it is, only this process claims cells and writes the store. `stack` None stacks where
-    stacking pays (on CUDA; on a CPU batched products are slower than single ones).
+    stacking pays (on CUDA; on a CPU batched products are slower than single ones). `worker_count` is
+    recorded with each run: how many `compare` workers shared the machine (`aebench.grid.workers`).
     """
     runs_on = create_executor(executor, executor_options) if isinstance(executor, str) else executor
     events = events or GridEvents()
     dev = runs_on.device(device)
-    results = check_results(results)  # a results folder that cannot be written is refused before any work
-    finished = finished_ids(results, configs)
-    for config in configs:  # an --equal-steps budget its pretraining would fill is refused before any work
-        check_budget(config, datamod.image_shape(config.dataset))
-    # Everything that can be wrong with the input fails here, before the store is created.
-    datasets = prepare([c for c in configs if c.run_id not in finished], data_dir, allow_download)
+    results, finished, datasets = check_grid(configs, results, data_dir, allow_download)
     folder = None if data_dir is None else Path(data_dir).resolve()  # workers run elsewhere
     with runs_on.session(len(configs) - len(finished)), open_store(results) as store:
         events.grid_start(len(configs), len(configs) - len(finished))
         stacks = runs_on.stacks_pay(dev) if stack is None else stack
-        job = GridJob(configs, results, store, finished, datasets, dev, events, folder, allow_download, stacks)
+        job = GridJob(
+            configs, results, store, finished, datasets, dev, events, folder, allow_download, stacks, worker_count
+        )
         outcomes = runs_on.run(job)
         # Cells another process was training when we passed them may have finished since.
         for outcome in outcomes:

@@ -254,7 +254,6 @@ def _log_run(
     """Log one store row as a child run; False where its reconstruction picture could not be drawn."""
     from mlflow.entities import Metric, Param
 
-
     cfg = RunConfig.from_dict(json.loads(row["config_json"]))
     start = _ms(row.get("started_at") or row.get("claimed_at"))
     end = _ms(row.get("finished_at")) or start

@@ -97,7 +97,9 @@ class Report:
             "not_ranked": self.not_ranked,
             "convergence": self.convergence(),
             "environment": dict(self.environment),
-            "baseline": None if self.baseline is None else [
+            "baseline": None
+            if self.baseline is None
+            else [
                 {k: (_finite(v) if isinstance(v, float) else v) for k, v in row.items()}
                 for row in self.baseline.to_dict("records")
             ],  # fmt: skip

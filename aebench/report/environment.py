@@ -58,7 +58,7 @@ def environment(runs: pd.DataFrame) -> list[tuple[str, str]]:
                 "runs' own wall time",
                 f"{duration(total)} over {int(runs['wall_seconds'].notna().sum())} runs "
                 "(training, measuring and saving each, summed: less than the span when the study paused, "
-                     "more when runs trained at once)",
+                "more when runs trained at once)",
             )
         )
     return rows

@@ -158,14 +158,18 @@ class Answer:
     note: str = ""  # whether the two had converged, and who led over the epochs (`aebench.report.convergence`)
 
     def _p(self) -> str:
-        adjusted = "" if self.comparisons < 2 or self.p_adjusted is None else (
-            f", Holm-adjusted {self.p_adjusted:.2g} over {self.comparisons} comparisons"
+        adjusted = (
+            ""
+            if self.comparisons < 2 or self.p_adjusted is None
+            else (f", Holm-adjusted {self.p_adjusted:.2g} over {self.comparisons} comparisons")
         )
         return f"p = {self.p_value:.2g}{adjusted}"
 
     def _equal(self) -> str:
-        adjusted = "" if self.comparisons < 2 or self.tost_p_adjusted is None else (
-            f", Holm-adjusted {self.tost_p_adjusted:.2g}"
+        adjusted = (
+            ""
+            if self.comparisons < 2 or self.tost_p_adjusted is None
+            else (f", Holm-adjusted {self.tost_p_adjusted:.2g}")
         )
         return (f"{self.best} and {self.runner_up} are equal within ±{EQUIVALENCE_MARGIN:.0%} of their mean "
                 f"(equivalence test, two one-sided Welch tests: p = {self.tost_p:.2g}{adjusted})")  # fmt: skip
@@ -257,8 +261,15 @@ def answer(question: str, metric: str, better: str, named: Sequence[tuple[str, S
     no_spread = len(set(xs)) == 1 and len(set(ys)) == 1 and len(xs) > 1 and len(ys) > 1
     exact = (column is not None and column.exact) or no_spread
     p, tost = welch_p(xs, ys), tost_p(xs, ys)
-    got = replace(base, runner_up=second, runner_up_mean=_mean(ys), p_value=None if math.isnan(p) else p,
-                  tost_p=None if exact or math.isnan(tost) else tost, exact=exact, samples=(tuple(xs), tuple(ys)))
+    got = replace(
+        base,
+        runner_up=second,
+        runner_up_mean=_mean(ys),
+        p_value=None if math.isnan(p) else p,
+        tost_p=None if exact or math.isnan(tost) else tost,
+        exact=exact,
+        samples=(tuple(xs), tuple(ys)),
+    )
     return _judged(got, got.p_value, got.tost_p, 1, ALPHA)
 
 

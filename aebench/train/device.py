@@ -67,3 +67,8 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def torch_threads() -> int:
+    """The threads torch's CPU kernels use in this process (a grid's workers each set theirs)."""
+    return torch.get_num_threads()

@@ -20,7 +20,7 @@ from torch import nn
 from aebench.errors import Diverged
 from aebench.train.accel import mlp_step, onednn
 from aebench.train.accel.cuda_graph import StepRunner
-from aebench.train.accel.device_tuning import denormals_flushed, tuned
+from aebench.train.accel.device_tuning import denormals_flushed, fp32_instead, tuned
 from aebench.train.device import synchronize
 
 # progress(completed_steps, total_steps, message)
@@ -34,6 +34,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "bce": F.binary_cross_entropy,
     "l1": F.l1_loss,
 }
+
 
 def batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     """Shuffled index batches over n items, the last one partial (DataLoader's drop_last=False)."""
@@ -125,6 +126,7 @@ class TrainingStep:
     step: str = "autograd"  # the engine path: "written" (the MLP chain rule written out) or "autograd"
     onednn: bool = False  # whether some of the step's products go through oneDNN (CPU)
     flush_denormal: bool = False  # whether denormals were flushed to zero while it ran (CPU)
+    bf16_as_fp32: bool = False  # whether bf16 was asked and the step trains in fp32 by the CPU rule
 
 
 def onednn_products(model: nn.Module, batch: int, precision: str, written: bool) -> bool:
@@ -162,9 +164,12 @@ def training_step(
     autograd step, a CPU fp32 run gets its large Linear products from oneDNN (`aebench.train.accel.onednn`).
 
     bf16 runs the forward pass under autocast (master weights and Adam state stay fp32)
-    and takes the loss in fp32, so the loss is comparable with an fp32 run's.
+    and takes the loss in fp32, so the loss is comparable with an fp32 run's; on a CPU without AMX a model with
+    convolutions trains in fp32 instead (`device_tuning.fp32_instead`), which the step reports.
     """
     device = x_train.device
+    as_fp32 = fp32_instead(model, device, precision)
+    precision = "fp32" if as_fp32 else precision
     autocast = autocast_for(device, precision)
     loss_fn = LOSSES[loss]
     running = torch.zeros((), device=device)  # lives as long as the step: a CUDA graph writes to it
@@ -201,7 +206,8 @@ def training_step(
         runner = StepRunner(step, (batch,), device, graph=cuda_graph)
         written = layers is not None
         uses_onednn = device.type == "cpu" and onednn_products(model, batch, precision, written)
-        yield TrainingStep(runner, opt, running, "written" if written else "autograd", uses_onednn, flushed)
+        path = "written" if written else "autograd"
+        yield TrainingStep(runner, opt, running, path, uses_onednn, flushed, as_fp32)
 
 
 def train_epochs(

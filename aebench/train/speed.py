@@ -73,6 +73,7 @@ def solo_speed(model: Autoencoder, config: RunConfig, x_train: torch.Tensor, cud
         "engine_step": train.step,
         "onednn": int(train.onednn),
         "flush_denormal": int(train.flush_denormal),
+        "bf16_as_fp32": int(train.bf16_as_fp32),
         "cuda_graph": int(train.runner.captured),
     }
     if device.type == "cuda":

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
+from torch import nn
 from typer.testing import CliRunner
 
 from aebench import data
-from aebench.bench.floor import Gemm, _fastest_product, step_gemms, time_floor
+from aebench.bench.floor import Gemm, _direct, _fastest_product, step_gemms, step_layers, time_floor
+from aebench.bench.named import parse_model
 from aebench.bench.run import EFFICIENCY_NOTE, BenchSpec, _ratios, clock_check, drifted_floors, run_bench
 from aebench.cli.app import app
 from aebench.cli.render import bench_table, clock_line
+from aebench.config import model_spec
 from aebench.errors import BadInput
 from aebench.models.registry import create_model
 from aebench.train.accel import onednn
@@ -236,3 +239,37 @@ def test_the_clock_check_fails_when_a_timer_misses_work(
     check = clock_check(spec, fashion_mnist, torch.device("cpu"), epochs=2)
     assert check["ratio"] > 3 and check["ok"] is False
     assert "DISAGREES" in clock_line(check)
+
+
+def test_a_benched_model_is_named_with_its_options() -> None:
+    spec = parse_model("conv:downsample=stride:latent_dim=16:batchnorm=true:dropout=0.1")
+    assert (spec.arch, spec.downsample, spec.latent_dim, spec.batchnorm, spec.dropout) == ("conv", "stride", 16, True,
+                                                                                            0.1)  # fmt: skip
+    assert parse_model("fc:hidden=512-256").hidden == (512, 256)
+    assert parse_model("seed-conv") == model_spec("seed-conv")
+    for bad, says in [("conv:bogus=1", "has no option 'bogus'; it takes: activation"),
+                      ("conv:downsample=strid", "choose from: pool, stride"), ("conv:latent_dim=x", "not a number"),
+                      ("conv:downsample", "option=value"), ("seed-conv:latent_dim=4", "has no option"),
+                      ("nope", "unknown arch")]:  # fmt: skip
+        with pytest.raises(BadInput, match=says):
+            parse_model(bad)
+
+
+@pytest.mark.parametrize("arch", ["seed-conv", "seed-deepconv", "conv"])
+def test_a_conv_floor_takes_each_layer_s_faster_products(arch: str) -> None:
+    """Each convolution's direct kernels (the forward convolution and its backward, as the engine runs them)
+    run on the layer's own shapes, and the floor counts how many beat their im2col GEMMs."""
+    model = create_model(arch, (1, 28, 28))
+    layers = step_layers(model, (1, 28, 28), 8)
+    convs = [layer for layer in layers if isinstance(layer.module, nn.Conv2d | nn.ConvTranspose2d)]
+    assert convs and [layer.input_grad for layer in layers][0] is False  # the data needs no gradient
+    for layer in convs:
+        _direct(layer, torch.device("cpu"), torch.float32)()  # runs on the shapes the hooks saw
+    floor = time_floor(model, (1, 28, 28), 8, steps=4, repeats=1, sample_steps=2)
+    assert 0 <= floor["floor_direct_convs"] <= len(convs)
+
+
+def test_a_closed_form_model_has_nothing_to_bench(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", "--models", "pca", "--results", str(tmp_path)])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "closed form" in res.stderr
+    assert not (tmp_path / "benchmarks").exists()

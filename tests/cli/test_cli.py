@@ -24,7 +24,7 @@ def test_compare_exercise_5_then_resume(tmp_results: Path) -> None:
         app, ["compare", "--depths", "shallow,medium,deep", *QUICK, "--results", str(tmp_results), "--json"]
     )
     assert first.exit_code == 0, first.output
-    runs = json.loads(first.stdout)
+    runs = json.loads(first.stdout)["runs"]
     assert [r["depth"] for r in runs] == ["shallow", "medium", "deep", None]  # and PCA at their code size
     assert [r["params"] for r in runs] == [209_968, 1_083_696, 1_469_744, 2 * 784 * 32 + 32 + 784]
     assert runs[-1]["arch"] == "pca" and runs[-1]["latent_size"] == 32
@@ -38,6 +38,8 @@ def test_compare_exercise_5_then_resume(tmp_results: Path) -> None:
     again = runner.invoke(app, ["compare", "--depths", "shallow,medium,deep", *QUICK, "--results", str(tmp_results)])
     assert again.exit_code == 0, again.output
     assert "4 of 4 runs already done in the store: skipped" in again.stderr
+    assert "grid: " in again.stderr and "0 model-epochs trained" in again.stderr  # its own speed: nothing new
+    assert "model-epochs/s, 1 worker x" in again.stderr
     with open_store(tmp_results) as store:
         after = store.runs()
     assert after["finished_at"].tolist() == before["finished_at"].tolist()  # nothing was trained again

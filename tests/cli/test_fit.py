@@ -75,7 +75,7 @@ def test_compare_at_200_columns_or_wide_shows_everything(results: Path) -> None:
     assert dry.exit_code == 0 and "…" not in dry.stdout and "done" in dry.stdout, dry.output
     as_json = runner.invoke(app, [*GRID, "--results", str(results), "--json"], env={"COLUMNS": "80"})
     # stdout is the JSON alone (two cells and PCA at their code size): the closing lines go to stderr
-    assert [r["arch"] for r in json.loads(as_json.stdout)] == ["fc", "fc", "pca"]
+    assert [r["arch"] for r in json.loads(as_json.stdout)["runs"]] == ["fc", "fc", "pca"]
     assert "aebench report --results" in as_json.stderr
 
 

@@ -163,7 +163,7 @@ def test_a_full_disk_mid_grid_is_one_line_and_the_next_call_trains_the_rest(
     monkeypatch.setattr(checkpoint, "atomic_write", real)  # space again
     again = runner.invoke(app, [*GRID, "--results", str(tmp_results), "--json"])
     assert again.exit_code == 0, again.output
-    runs = json.loads(again.stdout)
+    runs = json.loads(again.stdout)["runs"]
     assert [(r["status"], r["skipped"]) for r in runs] == [("done", True), ("done", False), ("done", False)]
     assert all((tmp_results / r["checkpoint"]).is_file() for r in runs)
 
@@ -194,9 +194,7 @@ def test_a_full_disk_while_the_bench_json_is_saved_leaves_nothing_behind(
     assert list((tmp_path / "benchmarks").iterdir()) == []
 
 
-def test_an_interrupted_grid_counts_every_cell_in_its_title(
-    tmp_results: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_interrupted_grid_counts_every_cell_in_its_title(tmp_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = runner.invoke(app, [*GRID[:5], "--latent-dims", "2", *QUICK, "--results", str(tmp_results)])
     assert first.exit_code == 0, first.output
     real = Store.claim

@@ -112,7 +112,7 @@ def test_ray_grid_stores_what_the_local_executor_stores(
     run_grid(_configs(2, 3, seeds=2), local, device="cpu", allow_download=False, stack=True)
     res = cli.invoke(app, ["compare", *GRID, "--executor", "ray", "--results", str(remote), "--json"])
     assert res.exit_code == 0, res.output
-    assert [r["status"] for r in json.loads(res.stdout)] == ["done"] * 4
+    assert [r["status"] for r in json.loads(res.stdout)["runs"]] == ["done"] * 4
     with open_store(local, create=False) as a, open_store(remote, create=False) as b:
         want, got = a.runs().set_index("run_id"), b.runs().set_index("run_id")
         assert sorted(want.index) == sorted(got.index)  # same configs, same run ids
@@ -133,7 +133,7 @@ def test_ray_grid_stores_what_the_local_executor_stores(
     again = cli.invoke(app, ["compare", *GRID, "--executor", "ray", "--results", str(remote), "--json"])
     assert again.exit_code == 0, again.output
     assert "4 of 4 runs already done in the store: skipped" in again.stderr
-    assert [(r["status"], r["skipped"]) for r in json.loads(again.stdout)] == [("done", True)] * 4
+    assert [(r["status"], r["skipped"]) for r in json.loads(again.stdout)["runs"]] == [("done", True)] * 4
     with open_store(remote, create=False) as b:
         assert b.runs()["finished_at"].tolist() == got["finished_at"].tolist()  # nothing trained again
 

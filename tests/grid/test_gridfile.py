@@ -78,7 +78,7 @@ def test_compare_trains_a_grid_file_and_refuses_an_option_set_twice(tmp_path: Pa
     trained = runner.invoke(app, ["compare", "--grid", str(path), "--device", "cpu", "--no-baselines", "--json",
                                   "--results", str(results)])  # fmt: skip
     assert trained.exit_code == 0, trained.output
-    assert [r["status"] for r in json.loads(trained.stdout)] == ["done", "done"]
+    assert [r["status"] for r in json.loads(trained.stdout)["runs"]] == ["done", "done"]
 
 
 def test_the_readmes_grid_file_reads_as_it_says() -> None:

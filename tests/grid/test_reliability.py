@@ -70,7 +70,7 @@ def _rerun_completes_exactly_the_grid(results: Path, before: dict[str, tuple[str
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    runs = json.loads(res.stdout)
+    runs = json.loads(res.stdout)["runs"]
     assert len(runs) == 3
     assert {r["run_id"] for r in runs if r["skipped"]} == done_before  # only the missing cells were trained
     after = _statuses(results)
@@ -120,7 +120,7 @@ def test_two_concurrent_compares_share_the_grid(tmp_results: Path) -> None:
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, stderr) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, stderr
-    trained = [{r["run_id"] for r in json.loads(stdout) if not r["skipped"]} for stdout, _ in outputs]
+    trained = [{r["run_id"] for r in json.loads(stdout)["runs"] if not r["skipped"]} for stdout, _ in outputs]
     assert not trained[0] & trained[1]  # no cell trained twice
     assert len(trained[0] | trained[1]) == 4  # and none lost
     statuses = _statuses(tmp_results)
@@ -132,7 +132,7 @@ def test_diverged_run_is_recorded_with_its_epoch_and_the_grid_goes_on(tmp_result
             "--train-size", "1000", "--device", "cpu", "--no-baselines", "--results", str(tmp_results)]  # fmt: skip
     res = cli.invoke(app, [*args, "--json"])
     assert res.exit_code == 1, res.output
-    runs = {r["lr"]: r for r in json.loads(res.stdout)}
+    runs = {r["lr"]: r for r in json.loads(res.stdout)["runs"]}
     assert runs[0.001]["status"] == "done"
     assert runs[1e6]["status"] == "diverged" and runs[1e6]["diverged_epoch"] == 1
     assert "non-finite" in runs[1e6]["error"] or "nan" in runs[1e6]["error"] or "inf" in runs[1e6]["error"]

@@ -44,7 +44,7 @@ def test_the_report_holds_configs_to_pca_budgets_and_bottlenecks(tmp_path: Path)
                  ["--archs", "seed-conv"]):  # fmt: skip
         made = runner.invoke(app, ["compare", *grid, *common, "--json"])
         assert made.exit_code == 0, made.output
-    rows = {r["run_id"]: r for r in json.loads(made.stdout)}
+    rows = {r["run_id"]: r for r in json.loads(made.stdout)["runs"]}
     assert all(r["epochs_run"] == 2 and r["train_steps"] == 2 * 8 for r in rows.values())  # 900 images, batch 128
     res = runner.invoke(app, ["report", "--results", str(results), "--out", str(tmp_path / "r"), "--format", "md",
                               "--only", "mse_vs_latent", "--json"])  # fmt: skip

@@ -101,8 +101,10 @@ def test_report_writes_csv_pages_and_plots(results: Path, full: tuple[Path, str]
     for text in (stdout, md, page):
         assert "mse_by_depth" in text and "only one depth (shallow)" in text
         assert "stride_vs_pool" in text
-    assert "stride_vs_pool: only pool in the selected conv runs; draw it with aebench compare --archs conv " \
+    assert (
+        "stride_vs_pool: only pool in the selected conv runs; draw it with aebench compare --archs conv "
         "--downsample pool,stride" in stdout
+    )
     assert "test MSE" in stdout and "wrote" in stdout
     # Where and when, from the runs' own records: what a published study must state.
     assert f"| device | {runs['device_name'][0]} |" in md and f"| torch | {runs['torch_version'][0]} |" in md
@@ -121,8 +123,18 @@ def test_best_config_is_marked(full: tuple[Path, str]) -> None:
 def test_where_filters_runs_and_refuses_unknown_columns(results: Path, tmp_path: Path) -> None:
     res = runner.invoke(
         app,
-        ["report", "--results", str(results), "--out", str(tmp_path / "r"),
-         "--where", "latent_dim=16", "--only", "throughput", "--json"],  # fmt: skip
+        [
+            "report",
+            "--results",
+            str(results),
+            "--out",
+            str(tmp_path / "r"),
+            "--where",
+            "latent_dim=16",
+            "--only",
+            "throughput",
+            "--json",
+        ],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
@@ -131,8 +143,17 @@ def test_where_filters_runs_and_refuses_unknown_columns(results: Path, tmp_path:
 
     either = runner.invoke(
         app,
-        ["report", "--results", str(results), "--out", str(tmp_path / "e"),
-         "--where", "arch=fc|conv,latent_dim=2", "--only", "throughput"],  # fmt: skip
+        [
+            "report",
+            "--results",
+            str(results),
+            "--out",
+            str(tmp_path / "e"),
+            "--where",
+            "arch=fc|conv,latent_dim=2",
+            "--only",
+            "throughput",
+        ],  # fmt: skip
     )
     assert either.exit_code == 0, either.output
     assert len(pd.read_csv(tmp_path / "e" / "runs.csv")) == 2
@@ -171,8 +192,17 @@ def test_where_values_are_parameters_not_sql(results: Path, tmp_path: Path) -> N
 def test_only_and_format_restrict_what_is_written(results: Path, tmp_path: Path) -> None:
     res = runner.invoke(
         app,
-        ["report", "--results", str(results), "--out", str(tmp_path),
-         "--only", "reconstructions,pareto_params", "--format", "md"],  # fmt: skip
+        [
+            "report",
+            "--results",
+            str(results),
+            "--out",
+            str(tmp_path),
+            "--only",
+            "reconstructions,pareto_params",
+            "--format",
+            "md",
+        ],  # fmt: skip
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -213,8 +243,10 @@ def test_a_partial_report_never_replaces_the_full_one(results: Path, full: tuple
     res = runner.invoke(app, ["report", "--results", str(results), "--only", "mse_by_depth"])
     assert res.exit_code == 0, res.output
     assert f"wrote 4 files to {results / 'report-mse_by_depth'}" in res.stdout
-    assert "not drawn: mse_by_depth: only one depth (shallow) in the selected runs; draw it with aebench compare " \
+    assert (
+        "not drawn: mse_by_depth: only one depth (shallow) in the selected runs; draw it with aebench compare "
         "--depths shallow,medium,deep" in res.stdout
+    )
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # the full report: untouched
     # --where too: its own folder, named by what it selects
     res = runner.invoke(app, ["report", "--results", str(results), "--where", "arch=conv", "--only", "throughput"])
