@@ -73,6 +73,8 @@ batchnorm               | INTEGER | batchnorm          |         |        |     
 dropout                 | REAL    | dropout            |         |        |          | label=drop={}
 pretrain                | TEXT    | pretrain           |         |        |          |
 pretrain_epochs         | INTEGER | pretrain epochs    |         |        |          | label=pretrain×{}
+options                 | TEXT    | options            |         |        |          |
+source                  | TEXT    | model source MD5   |         |        |          | label=src={}
 dataset                 | TEXT    | dataset            |         |        |          |
 train_size              | INTEGER | train size         |         |        |          | label=n={}
 loss                    | TEXT    | loss               |         |        |          | label={}-loss

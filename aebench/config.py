@@ -10,16 +10,22 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from aebench.columns import config_label
 from aebench.data import check_name
 from aebench.errors import BadInput
+from aebench.models import external
 from aebench.models.families import CONV_DEPTHS, FC_DEPTHS
-from aebench.models.registry import get_entry, list_models
+from aebench.models.registry import get_entry, is_zoo, list_models
+from aebench.numbers import check_choice as check_choice  # re-exported: `config.check_choice` is what callers name
+from aebench.numbers import check_number as check_number
+from aebench.parsing import parse_choices as parse_choices
+from aebench.parsing import parse_floats as parse_floats
+from aebench.parsing import parse_ints as parse_ints
+from aebench.parsing import split_list as split_list
 
 SCHEMA_VERSION = 1
 
@@ -52,23 +58,6 @@ MODEL_CHOICES: dict[str, tuple[tuple[str, ...] | None, str]] = {
 }
 
 
-def check_choice(flag: str, value: str, allowed: Iterable[str]) -> str:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise BadInput(f"{flag}: unknown value {value!r}; choose from: {', '.join(allowed)}")
-    return value
-
-
-def check_number(flag: str, value: float, *, low: float, low_open: bool = False, high: float | None = None) -> None:
-    bad = not math.isfinite(value) or value < low or (low_open and value == low)
-    bad = bad or (high is not None and value >= high)
-    if bad:
-        bound = f"> {low}" if low_open else f">= {low}"
-        if high is not None:
-            bound += f" and < {high}"
-        raise BadInput(f"{flag}: {value} is not allowed; it must be {bound}")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """What builds a model: the arch and the options it takes (None where they do not apply)."""
@@ -85,22 +74,33 @@ class ModelSpec:
     dropout: float | None = None
     pretrain: str | None = None
     pretrain_epochs: int | None = None
+    # A user's own model (`aebench.models.external`): its factory's options as sorted (name, value) pairs, and
+    # the MD5 of its module's source, so that editing the model is another experiment (another run id).
+    options: tuple[tuple[str, Any], ...] = ()
+    source: str | None = None
 
     def builder_options(self) -> dict[str, Any]:
         entry = get_entry(self.arch)
-        return {k: getattr(self, k) for k in entry.defaults}
+        own = dict(self.options)
+        return {k: getattr(self, k) if k in _SPEC_FIELDS else own.get(k, v) for k, v in entry.defaults.items()}
 
     @property
     def output_activation(self) -> str:
         return self.output or get_entry(self.arch).ends_in  # every seed model ends in a sigmoid, PCA in none
 
 
-def model_spec(arch: str, **given: Any) -> ModelSpec:
+def model_spec(arch: str, options: Mapping[str, Any] | None = None, **given: Any) -> ModelSpec:
     """Validate `given` options for `arch`, refuse those that do not apply, fill defaults.
 
-    `given` holds only what the user set (None means not set).
+    `given` holds only what the user set (None means not set); `options`, a user model's own (its factory's
+    keyword options, `--option`), refused for a model that does not declare them.
     """
     entry = get_entry(arch)
+    own = {k: v for k, v in entry.defaults.items() if k not in _SPEC_FIELDS}
+    for key in options or {}:
+        if key not in own:
+            takes = ", ".join(sorted(own)) or "none"
+            raise BadInput(f"--option {key} does not apply to arch {arch!r}; its own options: {takes}")
     given = {k: v for k, v in given.items() if v is not None}
     for key, value in given.items():
         flag = MODEL_CHOICES[key][1]
@@ -111,7 +111,7 @@ def model_spec(arch: str, **given: Any) -> ModelSpec:
             check_choice(flag, value, choices)
     if "hidden" in given and "depth" in given:
         raise BadInput("--hidden and --depth both set; --hidden gives the widths, so drop --depth")
-    values = {**entry.defaults, **entry.train_defaults, **given}
+    values = {k: v for k, v in {**entry.defaults, **entry.train_defaults, **given}.items() if k in _SPEC_FIELDS}
     if "hidden" in given:
         values["depth"] = None
         values["hidden"] = tuple(int(h) for h in given["hidden"])
@@ -128,7 +128,16 @@ def model_spec(arch: str, **given: Any) -> ModelSpec:
         check_number("--pretrain-epochs", values["pretrain_epochs"], low=1)
     elif "pretrain_epochs" in given:
         raise BadInput("--pretrain-epochs needs --pretrain greedy")
+    target = None if is_zoo(arch) else external.resolved(arch)
+    if target is not None:  # a user's model: its own options, and its source's digest in the run id
+        values["options"] = tuple(sorted({**own, **(options or {})}.items()))
+        values["source"] = external.source_digest(target)
     return ModelSpec(arch=arch, **values)
+
+
+_SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec)) - {"arch", "options", "source"}
+# ModelSpec fields added later, left out of the hash at these values (no zoo model has them)
+_MODEL_ADDED_LATER: dict[str, Any] = {"options": (), "source": None}
 
 
 # Fields added after the first release, with the value every earlier run had: left out of
@@ -221,6 +230,7 @@ class RunConfig:
         spec = dict(data["model"])
         if spec.get("hidden") is not None:
             spec["hidden"] = tuple(spec["hidden"])
+        spec["options"] = tuple((str(k), v) for k, v in spec.get("options") or ())
         known = {f.name for f in fields(cls)} - {"model"}
         values = {**_ADDED_LATER, **{k: v for k, v in data.items() if k in known}}
         return cls(model=ModelSpec(**spec), **values)
@@ -228,6 +238,7 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         fields_ = {k: v for k, v in self.to_dict().items() if _ADDED_LATER.get(k, object()) != v}
+        fields_["model"] = {k: v for k, v in fields_["model"].items() if _MODEL_ADDED_LATER.get(k, object()) != v}
         canonical = json.dumps({"schema": SCHEMA_VERSION, **fields_}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -247,48 +258,13 @@ class RunConfig:
             flat["hidden"] = ",".join(str(h) for h in flat["hidden"])
         if flat["batchnorm"] is not None:
             flat["batchnorm"] = int(flat["batchnorm"])
+        flat["options"] = " ".join(f"{k}={v}" for k, v in flat["options"]) or None
         return flat
 
 
 CONFIG_COLUMNS: tuple[str, ...] = tuple(
     [f.name for f in fields(ModelSpec)] + [f.name for f in fields(RunConfig) if f.name != "model"]
 )
-
-
-# ---- parsing comma lists (shared by the CLI and tests) ----
-
-
-def split_list(flag: str, text: str) -> list[str]:
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise BadInput(f"{flag}: {text!r} is not a comma list of values")
-    return items
-
-
-def parse_choices(flag: str, text: str, allowed: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(check_choice(flag, v, allowed) for v in split_list(flag, text)))
-
-
-def parse_ints(flag: str, text: str, low: int = 1) -> tuple[int, ...]:
-    values = []
-    for item in split_list(flag, text):
-        try:
-            value = int(item)
-        except ValueError:
-            raise BadInput(f"{flag}: {item!r} is not a whole number") from None
-        check_number(flag, value, low=low)
-        values.append(value)
-    return tuple(dict.fromkeys(values))
-
-
-def parse_floats(flag: str, text: str) -> tuple[float, ...]:
-    values = []
-    for item in split_list(flag, text):
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise BadInput(f"{flag}: {item!r} is not a number") from None
-    return tuple(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)
@@ -312,6 +288,7 @@ class GridSpec:
     # fixed model options applied wherever they apply (batchnorm, dropout, hidden, pretrain_epochs)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     equal_steps: bool = False  # greedy cells count their pretraining inside --epochs (the others have none)
+    options: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # a user model's own options as axes
 
     # grid axis -> ModelSpec field and CLI flag
     MODEL_AXES = {
@@ -334,6 +311,9 @@ class GridSpec:
         for opt, value in self.fixed.items():
             if value is not None and not any(opt in e.options for e in entries):
                 raise BadInput(f"{MODEL_CHOICES[opt][1]} does not apply to arch {', '.join(self.archs)}")
+        for opt in self.options:
+            if not any(opt in e.defaults and opt not in _SPEC_FIELDS for e in entries):
+                raise BadInput(f"--option {opt} does not apply to arch {', '.join(self.archs)}: no factory takes it")
         if self.depths is not None and "hidden" in {k for k, v in self.fixed.items() if v is not None}:
             raise BadInput("--hidden and --depths both set; --hidden gives the widths, so drop --depths")
         configs: dict[str, RunConfig] = {}
@@ -343,9 +323,11 @@ class GridSpec:
                 for axis, (opt, _) in self.MODEL_AXES.items()
             }
             fixed = {k: v for k, v in self.fixed.items() if k in entry.options and v is not None}
-            for combo in itertools.product(*axes.values()):
+            own = {k: v for k, v in self.options.items() if k in entry.defaults and k not in _SPEC_FIELDS}
+            for combo, picked in itertools.product(itertools.product(*axes.values()),
+                                                   itertools.product(*own.values())):  # fmt: skip
                 given = {**fixed, **dict(zip(axes, combo, strict=True))}
-                spec = model_spec(entry.name, **given)
+                spec = model_spec(entry.name, options=dict(zip(own, picked, strict=True)), **given)
                 for dataset, loss, lr, bs, i in itertools.product(
                     self.datasets, self.losses, self.lrs, self.batch_sizes, range(self.seeds)
                 ):
@@ -373,3 +355,19 @@ def all_archs() -> list[str]:
 
 def as_tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(values)
+
+
+def option_axes(archs: Sequence[str], given: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """`--option width=32,64` (repeatable) as axes of a user model's own options, each value read as the type of
+    the option's default in the first of `archs` whose factory declares it; refused where none does."""
+    axes: dict[str, tuple[Any, ...]] = {}
+    for item in given:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise BadInput(f"--option {item!r}: give NAME=VALUE[,VALUE...], e.g. --option width=32,64")
+        owner = next((a for a in archs if key in get_entry(a).defaults and key not in _SPEC_FIELDS), None)
+        if owner is None:
+            raise BadInput(f"--option {key} does not apply to arch {', '.join(archs)}: no factory takes it")
+        default = get_entry(owner).defaults[key]
+        axes[key] = tuple(dict.fromkeys(external.typed(owner, key, v, default) for v in split_list("--option", values)))
+    return axes

@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from aebench import checksums
+from aebench import checksums, user_data
 from aebench.errors import TITLES, BadInput, DataCorrupt, DataMismatch, DataNotFound, DataUnknown
+from aebench.splits import Dataset as Dataset  # re-exported: `data.Dataset` is what callers name
+from aebench.splits import Split as Split
+from aebench.splits import unit_float
 
 # name -> torchvision class (whose `raw/` folder holds the same IDX files)
 DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -43,51 +46,14 @@ def how_to_get(name: str) -> str:
 _IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-@dataclass(frozen=True)
-class Split:
-    images: torch.Tensor  # uint8 (N, C, H, W)
-    labels: torch.Tensor  # int64 (N,)
-    digests: tuple[str, str] = ("", "")  # MD5 of the images' and the labels' IDX bytes (inside any .gz)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Both splits of a dataset, and where they came from, which each run records (`provenance`)."""
-
-    name: str
-    folder: Path
-    train: Split
-    test: Split
-
-    @property
-    def digest(self) -> str:
-        """The MD5s of its four files' IDX bytes, comma-joined: train images, train labels, test images, test labels.
-
-        The bytes inside a .gz, not the .gz, since a recompressed copy (Debian's) is the same data. One MD5 per
-        file rather than one hash over them: each can be checked without aebench (`zcat FILE | md5sum`, or a
-        dataset's published table), and a run that used a changed file shows which.
-        """
-        return ",".join((*self.train.digests, *self.test.digests))
-
-    def provenance(self) -> dict[str, str]:
-        """The store's `data_dir` (the folder, absolute but not through symlinks) and `data_digest` columns."""
-        return {"data_dir": os.path.abspath(self.folder), "data_digest": self.digest}
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.train.images.shape[1:]
-        return (int(c), int(h), int(w))
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.train.labels.max()) + 1
-
-
 IDX_PREFIX = "idx:"  # --dataset idx:FOLDER: a user's own IDX files, under a name of their own
 
 
 def check_name(name: str) -> str:
-    """A published dataset's name, or `idx:FOLDER` naming a folder that holds the four IDX files."""
+    """A published dataset's name, `idx:FOLDER` naming a folder that holds the four IDX files, or a user's
+    `npz:FILE` or `images:FOLDER` (`aebench.user_data`)."""
+    if user_data.is_user_data(name):
+        return user_data.check(name)
     if name.startswith(IDX_PREFIX):
         folder = Path(name[len(IDX_PREFIX) :])
         missing = [stem for stems in SPLIT_FILES.values() for stem in stems if _file(folder, stem) is None]
@@ -98,7 +64,10 @@ def check_name(name: str) -> str:
         return name
     if name not in DATASETS:
         choices = ", ".join(DATASETS)
-        raise BadInput(f"unknown dataset {name!r}; choose from: {choices}, or idx:FOLDER for your own IDX files")
+        raise BadInput(
+            f"unknown dataset {name!r}; choose from: {choices}, or your own as idx:FOLDER (IDX files), npz:FILE "
+            "(NumPy arrays) or images:FOLDER (PNG or JPEG, a folder per class)"
+        )
     return name
 
 
@@ -106,6 +75,8 @@ def image_shape(name: str) -> tuple[int, int, int]:
     """(C, H, W) of one image, without reading the data: as published, or from an idx: folder's header."""
     if check_name(name) in PUBLISHED_SHAPES:
         return PUBLISHED_SHAPES[name]
+    if user_data.is_user_data(name):  # read whole: a folder of images has no header to peek at
+        return user_data.load(name).input_shape
     path = _file(Path(name[len(IDX_PREFIX) :]), SPLIT_FILES["train"][0])
     assert path is not None  # check_name made sure
     with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as fh:
@@ -322,7 +293,9 @@ def load(name: str, data_dir: str | Path | None = None, allow_download: bool = T
     downloads the dataset when no place holds its files at all. What each file was found to be is remembered
     in the cache.
     """
-    if check_name(name).startswith(IDX_PREFIX):
+    if user_data.is_user_data(check_name(name)):
+        return user_data.load(name)
+    if name.startswith(IDX_PREFIX):
         folder = Path(name[len(IDX_PREFIX) :])
         return Dataset(name, folder, read_split(folder, "train"), read_split(folder, "test"))
     stamps = checksums.Stamps(cache_root())
@@ -343,9 +316,23 @@ def load(name: str, data_dir: str | Path | None = None, allow_download: bool = T
     raise DataNotFound(f"dataset {name!r} not found (looked in {looked}); {how_to_get(name)}")
 
 
+def test_split(name: str, data_dir: str | Path | None = None) -> Split | None:
+    """Only the test split of dataset `name` (what the report's pictures read), None where it is not on this
+    machine; reading the training images too would double a report's start-up."""
+    if user_data.is_user_data(name) or name.startswith(IDX_PREFIX):
+        try:
+            return load(name, allow_download=False).test  # a user's own files are where their name says
+        except BadInput:
+            return None
+    folder = find(name, data_dir, splits=("test",))
+    return None if folder is None else read_split(folder, "test")
+
+
 def to_device(images: torch.Tensor, device: torch.device, output: str) -> torch.Tensor:
     """Convert uint8 images once to floats in the output activation's range, on `device`."""
-    x = images.to(device, non_blocking=True).float().div_(255.0)
+    x = unit_float(images.to(device, non_blocking=True))
+    if x.data_ptr() == images.data_ptr():  # float images on their own device: do not scale the dataset in place
+        x = x.clone()
     return x.mul_(2.0).sub_(1.0) if output == "tanh" else x
 
 

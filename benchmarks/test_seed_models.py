@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aebench.bench.run import SEED_MODELS
 from aebench.models.registry import create_model
+from aebench.models.zoo import SEED_MODELS
 from aebench.train.accel.device_tuning import tuned
 from aebench.train.device import synchronize
 from aebench.train.loop import training_step

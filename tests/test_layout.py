@@ -26,8 +26,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("grid",),  # the store, cells, executors, the runner
     ("train",),  # one run: the loop, the engine, its accelerations, metrics, checkpoints
     ("config",),  # RunConfig and GridSpec, validated against the model registry
+    ("parsing",),  # comma lists from the command line
     ("models",),
-    ("data",),
+    ("data",),  # the published datasets, found and checked
+    ("user_data",),  # a user's own npz: and images: data
+    ("splits", "numbers"),  # the Dataset every reader builds; the two checks every option goes through
     ("columns", "errors", "checksums"),
 )
 LAYER_OF = {name: depth for depth, names in enumerate(LAYERS) for name in names}

@@ -30,6 +30,7 @@ from aebench.config import RunConfig, check_choice, check_number, model_spec
 from aebench.errors import BadInput, Diverged
 from aebench.models.base import Autoencoder
 from aebench.models.registry import create_model
+from aebench.models.zoo import SEED_MODELS
 from aebench.train.accel import mlp_step
 from aebench.train.accel.device_tuning import fp32_instead
 from aebench.train.checkpoint import atomic_write, check_writable
@@ -39,7 +40,6 @@ from aebench.train.metrics import pixel_mse
 from aebench.train.speed import solo_speed
 from aebench.train.stacked import stackable, train_stacked
 
-SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
 Report = Callable[[str], None]
 # What the bench table's derived columns mean; a front end shows it beside the rows.
 EFFICIENCY_NOTE = (

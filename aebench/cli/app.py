@@ -41,6 +41,7 @@ def train(
     arch: opts.Arch = "fc",
     depth: opts.Depth = None,
     hidden: opts.Hidden = None,
+    option: opts.UserOptions = None,
     latent_dim: opts.LatentDim = None,
     downsample: opts.Downsample = None,
     upsample: opts.Upsample = None,
@@ -86,6 +87,7 @@ def train(
                 arch, depth=depth, hidden=opts.ints("--hidden", hidden), latent_dim=latent_dim, downsample=downsample,
                 upsample=upsample, activation=activation, output=output, batchnorm=batchnorm, dropout=dropout,
                 pretrain=pretrain, pretrain_epochs=pretrain_epochs,
+                options={k: v[0] for k, v in config.option_axes([arch], option or []).items()},
             ),
             dataset=dataset, train_size=train_size, loss=loss, lr=lr, batch_size=batch_size, epochs=epochs,
             seed=seed, weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=lr_schedule, precision=precision,
@@ -197,7 +199,7 @@ app.command(name="import")(import_cmd)
 
 @app.command()
 def bench(
-    models: opts.BenchModels = opts.BENCH_MODELS,
+    models: opts.BenchModels = None,
     dataset: opts.Dataset = "fashion-mnist",
     data_dir: opts.DataDir = None,
     epochs: opts.BenchEpochs = 3,
@@ -221,10 +223,12 @@ def bench(
     from aebench.bench.run import EFFICIENCY_NOTE, BenchSpec, bench_and_save  # deferred: the bench imports torch
     from aebench.cli.render import BENCH_HOW, bench_table, clock_line  # deferred: render imports torch (config)
     from aebench.config import split_list  # deferred: aebench.config imports torch
+    from aebench.models.zoo import SEED_MODELS  # deferred, as above
 
     with errors(debug, as_json):
         spec = BenchSpec(
-            models=tuple(split_list("--models", models)), dataset=dataset, epochs=epochs, batch_size=batch_size,
+            models=tuple(split_list("--models", models)) if models is not None else SEED_MODELS, dataset=dataset,
+            epochs=epochs, batch_size=batch_size,
             train_size=train_size, device=device, stack=stack, data_dir=None if data_dir is None else str(data_dir),
         )  # fmt: skip
         err = stderr()

@@ -43,6 +43,7 @@ def compare(
     datasets: opts.Datasets = "fashion-mnist",
     seeds: opts.Seeds = 1,
     hidden: opts.Hidden = None,
+    option: opts.UserOptions = None,
     batchnorm: opts.BatchNorm = None,
     dropout: opts.Dropout = None,
     pretrain_epochs: opts.PretrainEpochs = None,
@@ -114,6 +115,7 @@ def compare(
             fixed={"hidden": opts.ints("--hidden", hidden), "batchnorm": batchnorm, "dropout": dropout,
                    "pretrain_epochs": pretrain_epochs},
             equal_steps=equal_steps,
+            options=config.option_axes(config.split_list("--archs", archs or "fc"), option or []),
         )  # fmt: skip
         axes = {
             "--archs": archs,

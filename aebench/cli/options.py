@@ -23,6 +23,15 @@ Depth = Annotated[str | None, typer.Option(help="fc/conv depth preset: shallow, 
 Hidden = Annotated[
     str | None, typer.Option(help="fc only: hidden widths instead of --depth, e.g. 512,256 (decoder mirrored).")
 ]
+UserOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        help="Your own model's option (a keyword of its factory, --archs module:factory), as NAME=VALUE; on "
+        "compare NAME=V1,V2 is a grid axis. Repeatable. Refused for a model whose factory does not take it.",
+        show_default=False,
+    ),
+]
 LatentDim = Annotated[
     int | None, typer.Option(help="Latent size for fc, conv (default 32) and seed-flexible (default 64).")
 ]
@@ -40,7 +49,12 @@ BatchNorm = Annotated[
 Dropout = Annotated[float | None, typer.Option(help="fc/conv: dropout probability after each hidden layer (0 to <1).")]
 Pretrain = Annotated[str | None, typer.Option(help="fc only: none (default) or greedy layer-wise pretraining first.")]
 PretrainEpochs = Annotated[int | None, typer.Option(help="Epochs per layer of greedy pretraining (default 1).")]
-Dataset = Annotated[str, typer.Option(help="Dataset: fashion-mnist (default), mnist, kmnist.")]
+_YOURS = (
+    "or your own: idx:FOLDER (the four IDX files), npz:FILE (x_train, x_test, optional y_train, y_test; uint8 or "
+    "floats in [0, 1]; N x H x W or N x C x H x W), images:FOLDER (train/ and test/, a subfolder per class, PNG "
+    "or JPEG)"
+)
+Dataset = Annotated[str, typer.Option(help=f"Dataset: fashion-mnist (default), mnist, kmnist, {_YOURS}.")]
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -179,7 +193,8 @@ Losses = Annotated[str, typer.Option(help="Comma list of mse, bce, l1 (bce cells
 Lrs = Annotated[str, typer.Option(help="Comma list of learning rates.")]
 BatchSizes = Annotated[str, typer.Option(help="Comma list of batch sizes.")]
 Datasets = Annotated[
-    str, typer.Option("--datasets", "--dataset", help="Comma list of datasets: fashion-mnist, mnist, kmnist.")
+    str,
+    typer.Option("--datasets", "--dataset", help=f"Comma list of datasets: fashion-mnist, mnist, kmnist, {_YOURS}."),
 ]
 Seeds = Annotated[int, typer.Option(help="Seeds per cell (seed, seed+1, ...), for error bars.")]
 Stack = Annotated[
@@ -263,11 +278,11 @@ Where = Annotated[
     ),
 ]
 # the seed's models, written out here: taking them from aebench.bench.run would import torch for --help
-BENCH_MODELS = ",".join(("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible"))
 BenchModels = Annotated[
-    str,
+    str | None,
     typer.Option(
-        help="Comma list of models to bench (default: every seed model): any registered arch (`aebench models`), "
+        help="Comma list of models to bench (default: every seed model, seed-ae to seed-flexible): any registered "
+        "arch (`aebench models`), "
         "with options as arch:option=value, e.g. conv:downsample=stride:latent_dim=16 or fc:depth=deep."
     ),
 ]

@@ -37,7 +37,8 @@ _RUN = ("epochs", "seed", "train_size", "val_fraction", "patience", "min_delta",
         "lr_schedule", "precision", "step")  # fmt: skip
 _FIXED = ("hidden", "batchnorm", "dropout", "pretrain_epochs")
 _GRID = ("seeds", "equal_steps")
-KEYS = (*_TEXT_LISTS, *_CHOICES, *_INT_LISTS, *_FLOAT_LISTS, *_RUN, *_FIXED, *_GRID)
+_OPTION = "option"  # a user model's own options as axes: option = { width = [32, 64] }
+KEYS = (*_TEXT_LISTS, *_CHOICES, *_INT_LISTS, *_FLOAT_LISTS, *_RUN, *_FIXED, *_GRID, _OPTION)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ def spec(block: Mapping[str, Any], settings: GridSpec, path: str) -> GridSpec:
         fixed = {**settings.fixed, **{k: block[k] for k in _FIXED if k in block}}
         if "hidden" in block:
             fixed["hidden"] = tuple(int(h) for h in _list(block["hidden"]))
+        if _OPTION in block:
+            if not isinstance(block[_OPTION], dict):
+                raise BadInput("`option` is a table of your model's options, e.g. option = { width = [32, 64] }")
+            given = [f"{k}={_text(_list(v))}" for k, v in block[_OPTION].items()]
+            axes["options"] = config.option_axes(axes.get("archs", settings.archs), given)
         return replace(
             settings, **axes, base=base, fixed=fixed, seeds=int(block.get("seeds", settings.seeds)),
             equal_steps=bool(block.get("equal_steps", settings.equal_steps)),

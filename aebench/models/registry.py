@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from aebench.errors import BadInput
+from aebench.models import external
 from aebench.models.base import Autoencoder
 
 Builder = Callable[..., Autoencoder]
@@ -64,14 +65,25 @@ def register_model(
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    """The zoo's names and those installed packages offer (`aebench.models` entry points) matching `pattern`."""
+    names = set(_REGISTRY) | set(external.entry_points())
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def is_zoo(name: str) -> bool:
+    """Whether `name` is one of aebench's own models (not a user's factory or an entry point)."""
+    return name in _REGISTRY
 
 
 def get_entry(name: str) -> ModelEntry:
-    try:
+    """The zoo's entry, or one for a user's factory named by an import string or an entry point."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise BadInput(f"unknown arch {name!r}; choose from: {', '.join(list_models())}") from None
+    target = external.resolved(name)
+    if target is None:
+        raise BadInput(f"unknown arch {name!r}; choose from: {', '.join(list_models())}, or your own as module:factory")
+    builder, defaults = external.builder_for(target)
+    return ModelEntry(name, builder, external.describe(target), defaults)
 
 
 def create_model(name: str, input_shape: tuple[int, int, int], **options: Any) -> Autoencoder:
@@ -92,9 +104,12 @@ def _check_output_shape(name: str, model: nn.Module, input_shape: tuple[int, ...
     try:
         with torch.no_grad():
             out = model(torch.zeros(1, *input_shape))
-    except RuntimeError as exc:
-        raise BadInput(f"arch {name!r} cannot take inputs of shape {input_shape}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  (a user's model can raise anything; a zoo model raises RuntimeError)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"arch {name!r} cannot take inputs of shape {input_shape}: {first}") from None
     finally:
         model.train(was_training)
     if tuple(out.shape[1:]) != input_shape:
         raise BadInput(f"arch {name!r} reconstructs {tuple(out.shape[1:])} from inputs of shape {input_shape}")
+    if not bool(torch.isfinite(out).all()):
+        raise BadInput(f"arch {name!r}: its reconstruction of a blank image is not finite (NaN or inf)")

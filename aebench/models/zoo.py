@@ -13,6 +13,8 @@ from aebench.models.base import Autoencoder
 from aebench.models.registry import register_model
 
 Shape = tuple[int, int, int]
+# The tutorial's named models in its order: the one list `aebench bench`, the benchmarks and the docs read.
+SEED_MODELS = ("seed-ae", "seed-simple", "seed-deep", "seed-conv", "seed-deepconv", "seed-flexible")
 
 
 @register_model("seed-ae", "seed Part 1 `AE`: 784-400-20, ReLU, linear latent, sigmoid output")

@@ -23,6 +23,7 @@ from aebench.errors import AebenchError
 from aebench.models.base import Autoencoder
 from aebench.report import pictures
 from aebench.report.plots import Skipped
+from aebench.splits import unit_float
 from aebench.train import checkpoint
 from aebench.train.display import model_input, reconstruct, to_images
 from aebench.train.loop import EVAL_BATCH
@@ -148,20 +149,18 @@ class PictureArrays:
                 "--results <the folder the runs were trained in>"
             )
         name = str(rows["dataset"].value_counts().index[0])
-        # Only the test split: reading the training images would double the report's start-up time.
-        folder = datamod.find(name, self.data_dir, splits=("test",))
-        if folder is None:
-            raise Skipped(
-                f"the {name} test images are not on this machine; draw it with aebench report --data-dir <their "
-                "folder> (aebench datasets shows where aebench looks)"
-            )
         try:
-            split = datamod.read_split(folder, "test")
+            split = datamod.test_split(name, self.data_dir)
         except AebenchError as exc:
             raise Skipped(
                 f"the {name} test images cannot be read ({exc}); draw it with aebench report --data-dir <a folder "
                 "with intact copies>"
             ) from None
+        if split is None:
+            raise Skipped(
+                f"the {name} test images are not on this machine; draw it with aebench report --data-dir <their "
+                "folder> (aebench datasets shows where aebench looks)"
+            )
         self._dataset = TestSet(name, split.images, split.labels)
         self._rows = rows[rows["dataset"] == name]
         return self._dataset, self._rows
@@ -230,7 +229,7 @@ class PictureArrays:
         picked, note = self._pick(rows, MAX_ROWS)
         names = self._class_names(ds)
         index = self._first_of_classes(ds, range(min(10, len(names))))
-        originals = to_images(ds.images[index].float().div(255.0), "sigmoid")
+        originals = to_images(unit_float(ds.images[index]), "sigmoid")
         recons = [(str(row["label"]), float(row["test_mse"]), reconstruct(model, ds.images[index])[1])
                   for row, model in picked]  # fmt: skip
         return pictures.Reconstructions([names[i] for i in range(len(index))], originals, recons, note, ds.name)

@@ -24,6 +24,7 @@ from aebench.columns import axis_label, config_label, missing
 from aebench.config import DEPTHS, split_list
 from aebench.errors import BadInput
 from aebench.grid.store import open_store
+from aebench.models.external import NoCodes
 from aebench.report import convergence, pareto, pictures, plots, stats, tables
 from aebench.report import folder as report_folder
 from aebench.report import pages as report_pages
@@ -370,7 +371,7 @@ def build_report(
             continue
         try:
             fig, caption = draw[name]()
-        except Skipped as exc:
+        except (Skipped, NoCodes) as exc:  # NoCodes: a user's model without encode/decode has no codes to draw
             report.skipped[name] = str(exc)
             continue
         files = save_figure(fig, folder, name, figures)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
@@ -223,6 +224,9 @@ def _gray(images: np.ndarray) -> list[Cell]:
 def _images(dataset: str, many: bool = True) -> str:
     """'Fashion-MNIST test images' for a title; 'test images' when the record does not say."""
     name = DATASET_TITLES.get(dataset, dataset)
+    if ":" in name:  # a user's own data, idx:/npz:/images:PATH: its file or folder name, not the whole path
+        kind, _, path = name.partition(":")
+        name = f"{kind}:{Path(path).name}"
     return f"{name} test image{'s' if many else ''}" if name else f"test image{'s' if many else ''}"
 
 

@@ -22,6 +22,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from aebench.data import to_unit
 from aebench.models.base import Autoencoder, count_params
+from aebench.models.external import NoCodes
 from aebench.train.device import synchronize
 from aebench.train.loop import EVAL_BATCH
 
@@ -143,12 +144,18 @@ def probe_accuracy(
     from sklearn.preprocessing import StandardScaler
 
     n = min(PROBE_TRAIN, len(x_train))
+    if len(torch.unique(y_train[:n])) < 2:  # data without labels (a user's npz: file may have none): no probe
+        return math.nan
+    try:
+        train_codes = codes(model, x_train[:n])
+    except NoCodes:  # a user's model without encode/decode: nothing to probe
+        return math.nan
     probe = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
     with warnings.catch_warnings():
         # Wide codes with dead units (seed-conv's 3136) make the normal equations
         # ill-conditioned; the ridge term keeps the solution well defined regardless.
         warnings.simplefilter("ignore", LinAlgWarning)
-        probe.fit(codes(model, x_train[:n]).numpy(), y_train[:n].numpy())
+        probe.fit(train_codes.numpy(), y_train[:n].numpy())
     return float(probe.score(codes(model, x_test).numpy(), y_test.numpy()))
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -77,11 +78,36 @@ def test_every_readme_command_parses(command: str, tmp_path: Path, monkeypatch: 
     """Each example's arguments are parsed as written, nothing trained: `compare` as a dry run (its whole grid is
     checked), every other command with `--help` (an unknown option still fails)."""
     monkeypatch.chdir(tmp_path)  # a dry run reads ./results if there is one: here there is none
+    _the_readme_s_own_files(command, tmp_path, monkeypatch)
+    before = sorted(tmp_path.rglob("*"))
     args = shlex.split(command)[1:]
     args.append("--dry-run" if args[0] == "compare" and "--dry-run" not in args else "--help")
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, f"{command}: {res.output}"
-    assert not list(tmp_path.iterdir())  # nothing written
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def _the_readme_s_own_files(command: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an example says the reader saved first: the "Your own model" code as mymodels.py, a digits.npz, a
+    photos/ folder of images (small real ones: a crop of scikit-learn's sample photograph)."""
+    if "mymodels:" in command:
+        code = README.split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+        (folder / "mymodels.py").write_text(code)
+        monkeypatch.syspath_prepend(str(folder))
+        monkeypatch.delitem(sys.modules, "mymodels", raising=False)
+    if "npz:digits.npz" in command:
+        from sklearn.datasets import load_digits
+
+        x = (load_digits().images / 16.0).astype(np.float32)
+        np.savez(folder / "digits.npz", x_train=x[:100], x_test=x[100:150])
+    if "images:photos" in command:
+        from PIL import Image
+        from sklearn.datasets import load_sample_images
+
+        photo = load_sample_images().images[0]
+        for split in ("train", "test"):
+            (folder / "photos" / split / "china").mkdir(parents=True)
+            Image.fromarray(photo[:32, :32]).save(folder / "photos" / split / "china" / "0.png")
 
 
 def test_help_starts_without_torch_and_both_entry_points_work() -> None:

@@ -150,7 +150,8 @@ def pool_before_relu_swapped(model: nn.Module) -> list[int]:
     found = []
     for seq in model.modules():
         if isinstance(seq, nn.Sequential):
-            found += [i for i in range(len(seq) - 1) if type(seq[i]) is nn.MaxPool2d and isinstance(seq[i + 1], nn.ReLU)]
+            pairs = [(seq[i], seq[i + 1]) for i in range(len(seq) - 1)]
+            found += [i for i, (a, b) in enumerate(pairs) if type(a) is nn.MaxPool2d and isinstance(b, nn.ReLU)]
     return found
 
 
