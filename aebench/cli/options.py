@@ -222,8 +222,9 @@ Workers = Annotated[
     typer.Option(
         help="Worker processes training the grid on one store, each with its share of the cores as torch "
         "threads (--executor local). Default on a CPU: one per core, at most one per cell left and 8, once the "
-        "grid has a million images to see (two one-thread workers do 1.3-1.4x the work of one two-thread "
-        "process on fc, about 1.15x on conv, measured on 2 cores); 1 on a GPU and for small grids.",
+        "grid has a million images to see; 1 on a GPU and for small grids. Measured on 2 cores: an fc epoch on one "
+        "thread beside another worker takes 1.2-1.5x its two-thread time, a conv epoch about 1.7x, so fc grids "
+        "gain (1.14x over 2 epochs, more over longer runs) and conv-heavy grids about nothing.",
         show_default=False,
         min=1,
     ),
